@@ -1,0 +1,81 @@
+"""Batches sliced from in-memory tensors: the data path that costs (almost) nothing per step.
+
+The datasets are a few tens of MB of uint8, so the per-sample ``Dataset.__getitem__`` + collate
+path of a ``DataLoader`` is pure overhead.  ``TensorBatches`` keeps the uint8 images on one device
+(the GPU when training there), draws a shuffled index tensor per epoch, gathers each batch with one
+indexing op and converts/scales it with one vectorised op.  It is a plain iterable with ``len``,
+which Lightning accepts as a dataloader; under DDP each rank takes its own shard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+BatchTransform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 0..255 -> float32 0..1, as the notebooks' ``x / 255``."""
+    return images.float().div_(255.0)
+
+
+class TensorBatches:
+    """Iterable of ``(images float N x C x H x W, labels int64 N)`` batches from uint8 tensors.
+
+    With ``shuffle`` the order of epoch ``e`` is a permutation seeded by ``seed + e``, so a run is
+    repeatable and a resumed run continues with the permutation it would have used.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool = False,
+        transform: BatchTransform = to_unit_float,
+        rank: int = 0,
+        world_size: int = 1,
+        start_epoch: int = 0,
+    ) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be uint8 N x C x H x W, got {images.dtype} {tuple(images.shape)}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, labels.long()
+        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.transform, self.rank, self.world_size = transform, rank, world_size
+        self.epoch = start_epoch
+        # Every rank sees the same number of samples (DistributedSampler's drop_last semantics) so
+        # that DDP ranks run the same number of steps.
+        self.samples = len(images) // world_size if world_size > 1 else len(images)
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.samples, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def _order(self) -> torch.Tensor | None:
+        """Indices of this rank's samples for the current epoch; ``None`` means 0..N-1 in order."""
+        if not self.shuffle and self.world_size == 1:
+            return None
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(len(self.images), generator=generator)
+        else:
+            order = torch.arange(len(self.images))
+        return order[self.rank :: self.world_size][: self.samples].to(self.images.device)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self._order()
+        self.epoch += 1
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            if order is None:
+                chunk = slice(start, min(start + self.batch_size, self.samples))
+                yield self.transform(self.images[chunk]), self.labels[chunk]
+            else:
+                index = order[start : start + self.batch_size]
+                yield self.transform(self.images[index]), self.labels[index]

@@ -1,0 +1,78 @@
+"""Decoded-array cache for sources that are slow to parse (the Sign-MNIST CSVs).
+
+The cache lives next to the source (``<file>.cnnzoo.npz``) so it travels with the data; when that
+folder is read-only (a shared or system dataset) it falls back to ``$XDG_CACHE_HOME/cnnzoo``.
+Each entry records the source's path, size and modification time, so editing or replacing the
+source invalidates it.  Writes go to a temporary file that is renamed into place: a killed run
+never leaves a half-written cache behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+def _fingerprint(source: Path) -> np.ndarray:
+    stat = source.stat()
+    text = f"v{FORMAT_VERSION}|{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return np.frombuffer(hashlib.sha256(text.encode()).digest(), dtype=np.uint8)
+
+
+def _candidates(source: Path, name: str) -> list[Path]:
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnnzoo"
+    digest = hashlib.sha256(str(source.resolve() / name).encode()).hexdigest()[:16]
+    return [source.with_name(name + ".cnnzoo.npz"), cache_home / f"{name}.{digest}.npz"]
+
+
+def cached_arrays(
+    source: Path, decode: Callable[[], dict[str, np.ndarray]], name: str | None = None
+) -> dict[str, np.ndarray]:
+    """``decode()``'s arrays, from the cache when it matches ``source``, else decoded and stored.
+
+    ``name`` tells apart several entries decoded from one source file (members of one zip).
+    """
+    fingerprint = _fingerprint(source)
+    name = name or source.name
+    for path in _candidates(source, name):
+        try:
+            with np.load(path) as stored:
+                if np.array_equal(stored["_fingerprint"], fingerprint):
+                    return {k: stored[k] for k in stored.files if k != "_fingerprint"}
+        except (OSError, ValueError, KeyError, EOFError):
+            continue  # absent, stale format or unreadable: decode again
+    arrays = decode()
+    for path in _candidates(source, name):
+        if _store(path, {**arrays, "_fingerprint": fingerprint}):
+            break
+    return arrays
+
+
+def _writable(folder: Path) -> bool:
+    """A folder we may write to; its write bits count even for root (shared data is kept read-only)."""
+    return folder.is_dir() and bool(folder.stat().st_mode & 0o222) and os.access(folder, os.W_OK)
+
+
+def _store(path: Path, arrays: dict[str, np.ndarray]) -> bool:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not _writable(path.parent):
+            return False
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError:
+        return False  # read-only location: try the next one
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        return False

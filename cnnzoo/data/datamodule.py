@@ -1,0 +1,192 @@
+"""LightningDataModules for MNIST, Fashion-MNIST and Sign-Language-MNIST.
+
+All three share one in-memory design (``InMemoryDataModule``): the dataset is decoded once into
+uint8 tensors, split with Keras semantics, and served by ``TensorBatches`` (index, convert, scale
+per batch).  A subclass only names its source and its notebook's validation split.
+
+``validation`` follows Keras' ``fit``: a fraction takes the *last* part of the training arrays
+before any shuffling (``validation_split``); ``"test"`` validates on the test file (what the ASL
+course calls ``sign_mnist_valid.csv``); ``None`` trains without validation.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from cnnzoo.data.batches import TensorBatches
+from cnnzoo.data.sources import FASHION_MNIST, MNIST, SIGN_MNIST, CsvDataset, IdxDataset, default_data_dir
+from cnnzoo.errors import ConfigError
+
+Split = tuple[torch.Tensor, torch.Tensor]
+
+
+class Preprocess:
+    """uint8 batch -> float in [0, 1], optionally resized (bilinear) and mean/std normalised."""
+
+    def __init__(self, size: tuple[int, int] | None = None, mean: float | None = None, std: float | None = None):
+        self.size, self.mean, self.std = size, mean, std
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float().div_(255.0)
+        if self.size is not None and tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        if self.mean is not None:
+            x = x.sub_(self.mean).div_(self.std)
+        return x
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """A whole dataset held as uint8 tensors; subclasses set ``source`` and ``default_validation``."""
+
+    source: IdxDataset | CsvDataset
+    default_validation: float | str | None = None
+    image_size = (28, 28)
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        batch_size: int = 32,
+        validation: float | str | None = "default",
+        resize: tuple[int, int] | list[int] | int | None = None,
+        normalize: dict[str, float] | None = None,
+        seed: int = 42,
+        drop_last: bool = False,
+        download: bool = True,
+    ) -> None:
+        super().__init__()
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.batch_size = _positive_int(batch_size, "data.batch_size")
+        self.validation = self.default_validation if validation == "default" else _check_validation(validation)
+        self.size = _check_size(resize) or self.image_size
+        self.preprocess = Preprocess(self.size, **_check_normalize(normalize))
+        self.seed, self.drop_last, self.download = seed, drop_last, download
+        self.splits: dict[str, Split] = {}
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.source.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.source.class_names)
+
+    @property
+    def has_validation(self) -> bool:
+        return self.validation == "test" or bool(self.validation)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Per-sample (C, H, W) the network sees, after any resize."""
+        return (1, *self.size)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        arrays = self.source.load(self.data_dir, download=self.download)
+        (train_x, train_y), (test_x, test_y) = (
+            (torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y).long()) for x, y in (arrays["train"], arrays["test"])
+        )
+        self.splits["test"] = (test_x, test_y)
+        if isinstance(self.validation, float) and self.validation > 0:
+            split_at = math.floor(len(train_x) * (1.0 - self.validation))  # Keras: the last fraction
+            self.splits["train"] = (train_x[:split_at], train_y[:split_at])
+            self.splits["val"] = (train_x[split_at:], train_y[split_at:])
+        else:
+            self.splits["train"] = (train_x, train_y)
+            if self.validation == "test":
+                self.splits["val"] = (test_x, test_y)
+
+    def _batches(self, split: str, shuffle: bool = False, drop_last: bool = False) -> TensorBatches:
+        self.setup()
+        images, labels = self.splits[split]
+        trainer = self.trainer
+        if trainer is not None:
+            device = trainer.strategy.root_device
+            images, labels = images.to(device), labels.to(device)
+        return TensorBatches(
+            images,
+            labels,
+            self.batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            drop_last=drop_last,
+            transform=self.preprocess,
+            rank=trainer.global_rank if trainer is not None else 0,
+            world_size=trainer.world_size if trainer is not None else 1,
+            start_epoch=trainer.current_epoch if trainer is not None else 0,
+        )
+
+    def train_dataloader(self) -> TensorBatches:
+        return self._batches("train", shuffle=True, drop_last=self.drop_last)
+
+    def val_dataloader(self) -> TensorBatches | list:
+        self.setup()
+        return self._batches("val") if "val" in self.splits else []
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._batches("test")
+
+    def predict_dataloader(self) -> TensorBatches:
+        return self._batches("test")
+
+
+class MNISTDataModule(InMemoryDataModule):
+    """MNIST; validates like Deitel's notebook (``validation_split=0.1``), reports the test set."""
+
+    source = MNIST
+    default_validation = 0.1
+
+
+class FashionMNISTDataModule(InMemoryDataModule):
+    """Fashion-MNIST; trains on train and reports test, as notebook 004 does."""
+
+    source = FASHION_MNIST
+    default_validation = None
+
+
+class SignMNISTDataModule(InMemoryDataModule):
+    """Sign-Language-MNIST (24 letters, no J/Z); validates on the test file like the ASL course."""
+
+    source = SIGN_MNIST
+    default_validation = "test"
+
+
+def _positive_int(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{field}={value!r}: expected a positive integer")
+    return value
+
+
+def _check_validation(value: object) -> float | str | None:
+    if value is None or value == "test":
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1:
+        return float(value)
+    raise ConfigError(f"data.validation={value!r}: expected a fraction in [0, 1) (Keras validation_split), 'test' or null")
+
+
+def _check_size(value: object) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    size = (value, value) if isinstance(value, int) else tuple(value)  # type: ignore[arg-type]
+    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+        raise ConfigError(f"data.resize={value!r}: expected null, a positive int or [height, width]")
+    return size  # type: ignore[return-value]
+
+
+def _check_normalize(value: dict[str, float] | None) -> dict[str, float]:
+    if value is None:
+        return {}
+    keys = set(value)
+    if keys != {"mean", "std"} or not float(value["std"]) > 0:
+        raise ConfigError(f"data.normalize={dict(value)!r}: expected null or {{mean: float, std: float > 0}}")
+    return {"mean": float(value["mean"]), "std": float(value["std"])}

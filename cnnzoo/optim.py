@@ -1,0 +1,106 @@
+"""Optimizers by Keras name with Keras' defaults and Keras' update rules.
+
+The notebooks compile with ``optimizer='adam'`` or no optimizer at all (Keras then uses RMSprop).
+PyTorch's RMSprop and Adam differ from Keras in where epsilon enters:
+
+* Keras/TF RMSprop divides by ``sqrt(v + eps)``; torch by ``sqrt(v) + eps``.  With eps = 1e-7 that
+  is a floor of 3e-4 vs 1e-7 on the denominator: steps differ by orders of magnitude wherever
+  gradients are small, so cnnzoo ships ``KerasRMSprop``.
+* Keras Adam uses the "epsilon hat" form ``lr_t * m / (sqrt(v) + eps)``; torch adds eps after the
+  bias correction of ``v``.  ``KerasAdam`` follows Keras.
+
+SGD (with or without momentum/Nesterov) has the same trajectory in both for a constant learning
+rate, so torch's own is used.  Config fields keep Keras' names (``rho``, ``epsilon``, ``beta_1``...)
+apart from ``lr`` (Keras' ``learning_rate``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from cnnzoo.errors import ConfigError
+
+
+class KerasRMSprop(torch.optim.Optimizer):
+    """Keras 3 / tf.keras RMSprop: ``v = rho v + (1-rho) g^2``; ``p -= lr g / sqrt(v + eps)``."""
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7):
+        super().__init__(params, {"lr": lr, "rho": rho, "momentum": momentum, "epsilon": epsilon})
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001 - torch's signature
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            velocities = [self._state(p, "velocity") for p in params]
+            torch._foreach_mul_(velocities, group["rho"])
+            torch._foreach_addcmul_(velocities, grads, grads, value=1 - group["rho"])
+            denominators = torch._foreach_sqrt(torch._foreach_add(velocities, group["epsilon"]))
+            increments = torch._foreach_div(torch._foreach_mul(grads, group["lr"]), denominators)
+            if group["momentum"] > 0:
+                momenta = [self._state(p, "momentum") for p in params]
+                torch._foreach_mul_(momenta, group["momentum"])
+                torch._foreach_add_(momenta, increments)
+                increments = momenta
+            torch._foreach_sub_(params, increments)
+        return loss
+
+    def _state(self, p: torch.Tensor, key: str) -> torch.Tensor:
+        state = self.state[p]
+        if key not in state:
+            state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state[key]
+
+
+class KerasAdam(torch.optim.Optimizer):
+    """Keras 3 / tf.keras Adam: ``p -= lr sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)``."""
+
+    def __init__(
+        self, params: Iterable, lr: float = 1e-3, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7
+    ):
+        super().__init__(params, {"lr": lr, "beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon, "step": 0})
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001 - torch's signature
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            group["step"] += 1
+            b1, b2, t = group["beta_1"], group["beta_2"], group["step"]
+            alpha = group["lr"] * (1 - b2**t) ** 0.5 / (1 - b1**t)
+            grads = [p.grad for p in params]
+            ms = [self._state(p, "m") for p in params]
+            vs = [self._state(p, "v") for p in params]
+            torch._foreach_lerp_(ms, grads, 1 - b1)
+            torch._foreach_mul_(vs, b2)
+            torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
+            denominators = torch._foreach_add(torch._foreach_sqrt(vs), group["epsilon"])
+            torch._foreach_addcdiv_(params, ms, denominators, value=-alpha)
+        return loss
+
+    _state = KerasRMSprop._state
+
+
+def _sgd(params: Iterable, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False) -> torch.optim.SGD:
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov)
+
+
+OPTIMIZERS = {"rmsprop": KerasRMSprop, "adam": KerasAdam, "sgd": _sgd}
+
+
+def create_optimizer(params: Iterable, name: str, **options: Any) -> torch.optim.Optimizer:
+    """The Keras optimizer called ``name`` with Keras' defaults, overridden by ``options``."""
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer.name={name!r}: unknown optimizer, expected one of {', '.join(sorted(OPTIMIZERS))}")
+    try:
+        return OPTIMIZERS[name](params, **options)
+    except TypeError as e:
+        raise ConfigError(f"optimizer ({name}): {e}") from None

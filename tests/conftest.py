@@ -1,0 +1,91 @@
+"""Shared fixtures: small dataset files in the real on-disk formats, and the real-data switch.
+
+Generated files keep unit tests fast and hermetic; real-data tests read ``CNNZOO_DATA_DIR`` (and the
+Debian Fashion-MNIST path) and are skipped when the data is absent, except under ``CI=true`` where a
+missing dataset is a failure.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SIGN_LABELS = [label for label in range(25) if label != 9]
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    magic = 2051 if array.ndim == 3 else 2049
+    return struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()
+
+
+def write_idx_dataset(folder: Path, n_train: int = 96, n_test: int = 40, seed: int = 0, gz: bool = True) -> dict:
+    """Four IDX files with random images and labels 0..9 whose first pixel encodes the label."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        images[:, 0, 0] = labels * 20
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            name = f"{prefix}-{kind}-ubyte"
+            data = idx_bytes(array)
+            if gz:
+                (folder / f"{name}.gz").write_bytes(gzip.compress(data))
+            else:
+                (folder / name).write_bytes(data)
+        arrays[prefix] = (images, labels)
+    return arrays
+
+
+def sign_csv_text(labels, pixels, newline: str = "\r\n") -> str:
+    header = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
+    rows = [f"{label}," + ",".join(map(str, row)) for label, row in zip(labels, pixels.reshape(len(labels), -1))]
+    return newline.join([header, *rows]) + newline
+
+
+def write_sign_dataset(folder: Path, n_train: int = 72, n_test: int = 48, seed: int = 0, gz: bool = True) -> dict:
+    """Kaggle-format Sign-MNIST CSVs covering all 24 labels (CRLF like the Kaggle files)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = np.array([SIGN_LABELS[i % 24] for i in range(n)])
+        rng.shuffle(labels)
+        pixels = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        text = sign_csv_text(labels, pixels).encode()
+        path = folder / f"sign_mnist_{split}.csv"
+        if gz:
+            path.with_suffix(".csv.gz").write_bytes(gzip.compress(text))
+        else:
+            path.write_bytes(text)
+        arrays[split] = (pixels, labels)
+    return arrays
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data dir with small MNIST, Fashion-MNIST and Sign-MNIST files; caches go to tmp too."""
+    root = tmp_path / "data"
+    write_idx_dataset(root / "mnist", seed=1)
+    write_idx_dataset(root / "fashion_mnist", seed=2)
+    write_sign_dataset(root / "sign_mnist", seed=3)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CNNZOO_DATA_DIR", str(root))
+    return root
+
+
+def real_data_dir() -> Path:
+    """The real datasets' root; skips (or fails under CI=true) when it is not there."""
+    root = os.environ.get("CNNZOO_DATA_DIR")
+    if root and Path(root).is_dir():
+        return Path(root)
+    message = f"real data not found: set CNNZOO_DATA_DIR to the folder holding mnist/ and sign_mnist/ (got {root!r})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
