@@ -24,32 +24,20 @@ import torch
 from cnnzoo.errors import ConfigError
 
 
-class KerasRMSprop(torch.optim.Optimizer):
-    """Keras 3 / tf.keras RMSprop: ``v = rho v + (1-rho) g^2``; ``p -= lr g / sqrt(v + eps)``."""
-
-    def __init__(self, params: Iterable, lr: float = 1e-3, rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7):
-        super().__init__(params, {"lr": lr, "rho": rho, "momentum": momentum, "epsilon": epsilon})
+class _KerasOptimizer(torch.optim.Optimizer):
+    """Shared step loop: per param group, the params with gradients go to ``_update``."""
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: ANN001 - torch's signature
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            velocities = [self._state(p, "velocity") for p in params]
-            torch._foreach_mul_(velocities, group["rho"])
-            torch._foreach_addcmul_(velocities, grads, grads, value=1 - group["rho"])
-            denominators = torch._foreach_sqrt(torch._foreach_add(velocities, group["epsilon"]))
-            increments = torch._foreach_div(torch._foreach_mul(grads, group["lr"]), denominators)
-            if group["momentum"] > 0:
-                momenta = [self._state(p, "momentum") for p in params]
-                torch._foreach_mul_(momenta, group["momentum"])
-                torch._foreach_add_(momenta, increments)
-                increments = momenta
-            torch._foreach_sub_(params, increments)
+            if params:
+                self._update(group, params, [p.grad for p in params])
         return loss
+
+    def _update(self, group: dict, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        raise NotImplementedError
 
     def _state(self, p: torch.Tensor, key: str) -> torch.Tensor:
         state = self.state[p]
@@ -58,7 +46,27 @@ class KerasRMSprop(torch.optim.Optimizer):
         return state[key]
 
 
-class KerasAdam(torch.optim.Optimizer):
+class KerasRMSprop(_KerasOptimizer):
+    """Keras 3 / tf.keras RMSprop: ``v = rho v + (1-rho) g^2``; ``p -= lr g / sqrt(v + eps)``."""
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7):
+        super().__init__(params, {"lr": lr, "rho": rho, "momentum": momentum, "epsilon": epsilon})
+
+    def _update(self, group: dict, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        velocities = [self._state(p, "velocity") for p in params]
+        torch._foreach_mul_(velocities, group["rho"])
+        torch._foreach_addcmul_(velocities, grads, grads, value=1 - group["rho"])
+        denominators = torch._foreach_sqrt(torch._foreach_add(velocities, group["epsilon"]))
+        increments = torch._foreach_div(torch._foreach_mul(grads, group["lr"]), denominators)
+        if group["momentum"] > 0:
+            momenta = [self._state(p, "momentum") for p in params]
+            torch._foreach_mul_(momenta, group["momentum"])
+            torch._foreach_add_(momenta, increments)
+            increments = momenta
+        torch._foreach_sub_(params, increments)
+
+
+class KerasAdam(_KerasOptimizer):
     """Keras 3 / tf.keras Adam: ``p -= lr sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)``."""
 
     def __init__(
@@ -66,27 +74,17 @@ class KerasAdam(torch.optim.Optimizer):
     ):
         super().__init__(params, {"lr": lr, "beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon, "step": 0})
 
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: ANN001 - torch's signature
-        loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            group["step"] += 1
-            b1, b2, t = group["beta_1"], group["beta_2"], group["step"]
-            alpha = group["lr"] * (1 - b2**t) ** 0.5 / (1 - b1**t)
-            grads = [p.grad for p in params]
-            ms = [self._state(p, "m") for p in params]
-            vs = [self._state(p, "v") for p in params]
-            torch._foreach_lerp_(ms, grads, 1 - b1)
-            torch._foreach_mul_(vs, b2)
-            torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
-            denominators = torch._foreach_add(torch._foreach_sqrt(vs), group["epsilon"])
-            torch._foreach_addcdiv_(params, ms, denominators, value=-alpha)
-        return loss
-
-    _state = KerasRMSprop._state
+    def _update(self, group: dict, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        group["step"] += 1
+        b1, b2, t = group["beta_1"], group["beta_2"], group["step"]
+        alpha = group["lr"] * (1 - b2**t) ** 0.5 / (1 - b1**t)
+        ms = [self._state(p, "m") for p in params]
+        vs = [self._state(p, "v") for p in params]
+        torch._foreach_lerp_(ms, grads, 1 - b1)
+        torch._foreach_mul_(vs, b2)
+        torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
+        denominators = torch._foreach_add(torch._foreach_sqrt(vs), group["epsilon"])
+        torch._foreach_addcdiv_(params, ms, denominators, value=-alpha)
 
 
 def _sgd(params: Iterable, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False) -> torch.optim.SGD:

@@ -1,0 +1,67 @@
+"""cnnzoo's model side: Keras-equivalent layers, the notebook architectures, summaries.
+
+Why this package exists: every network cnnzoo trains is a Keras ``Sequential`` layer list
+(:mod:`.layers` specs) built into a PyTorch module that returns logits by one builder
+(:mod:`.sequential`); the notebook architectures live, by name, in :mod:`.zoo` /
+:mod:`.registry`; :mod:`.summary` prints them as Keras' ``model.summary()`` does.
+
+    >>> from cnnzoo.models import create, summary
+    >>> net = create("asl_cnn")                     # (N, 1, 28, 28) -> (N, 24) logits
+    >>> summary(net).total
+    264049
+"""
+
+from cnnzoo.models import zoo as _zoo  # noqa: F401  (registers the notebook architectures)
+from cnnzoo.models.layers import (
+    Activation,
+    AveragePooling2D,
+    AvgPool2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    KerasLayer,
+    LayerSpec,
+    MaxPool2D,
+    MaxPooling2D,
+)
+from cnnzoo.models.registry import (
+    ModelInfo,
+    create,
+    default_input_shape,
+    default_num_classes,
+    list_models,
+    model_info,
+    register,
+    specs,
+)
+from cnnzoo.models.sequential import KerasSequential, build_sequential
+from cnnzoo.models.summary import ModelSummary, summary
+
+__all__ = [
+    "Activation",
+    "AveragePooling2D",
+    "AvgPool2D",
+    "BatchNormalization",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "KerasLayer",
+    "KerasSequential",
+    "LayerSpec",
+    "MaxPool2D",
+    "MaxPooling2D",
+    "ModelInfo",
+    "ModelSummary",
+    "build_sequential",
+    "create",
+    "default_input_shape",
+    "default_num_classes",
+    "list_models",
+    "model_info",
+    "register",
+    "specs",
+    "summary",
+]
