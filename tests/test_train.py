@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from cnnzoo.lit import ClassifierModule
 from cnnzoo.models import list_models
 from cnnzoo.train import train
 from tests.conftest import real_data_dir
@@ -70,6 +72,11 @@ def test_one_epoch_writes_metrics_checkpoints_and_tensorboard(data_dir: Path, tm
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     if cfg.data.validation:  # the recipes that validate keep the best checkpoint by val/acc
         assert "val" in stored["metrics"] and Path(stored["checkpoints"]["best"]).is_file()
+
+    restored = ClassifierModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert restored.hparams.arch == model and restored.net.num_classes == len(restored.class_names)
+    probabilities = restored.eval().predict_step((torch.zeros(2, *restored.net.input_shape), None), 0)
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(2))
 
 
 def test_fast_dev_run_debug_config(data_dir: Path, tmp_path: Path):

@@ -12,13 +12,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 
 BatchTransform = Callable[[torch.Tensor], torch.Tensor]
 
 
-def to_unit_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 0..255 -> float32 0..1, as the notebooks' ``x / 255``."""
-    return images.float().div_(255.0)
+class Preprocess:
+    """uint8 batch -> float in [0, 1] (the notebooks' ``x / 255``), optionally resized (bilinear)
+    and mean/std normalised; one vectorised op per batch on the batch's device."""
+
+    def __init__(self, size: tuple[int, int] | None = None, mean: float | None = None, std: float | None = None):
+        self.size, self.mean, self.std = size, mean, std
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float().div_(255.0)
+        if self.size is not None and tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        if self.mean is not None:
+            x = x.sub_(self.mean).div_(self.std)
+        return x
 
 
 class TensorBatches:
@@ -37,7 +49,7 @@ class TensorBatches:
         shuffle: bool = False,
         seed: int = 0,
         drop_last: bool = False,
-        transform: BatchTransform = to_unit_float,
+        transform: BatchTransform = Preprocess(),
         rank: int = 0,
         world_size: int = 1,
         start_epoch: int = 0,

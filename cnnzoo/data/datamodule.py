@@ -16,28 +16,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
-from cnnzoo.data.batches import TensorBatches
+from cnnzoo.data.batches import Preprocess, TensorBatches
 from cnnzoo.data.sources import FASHION_MNIST, MNIST, SIGN_MNIST, CsvDataset, IdxDataset, default_data_dir
 from cnnzoo.errors import ConfigError
 
 Split = tuple[torch.Tensor, torch.Tensor]
-
-
-class Preprocess:
-    """uint8 batch -> float in [0, 1], optionally resized (bilinear) and mean/std normalised."""
-
-    def __init__(self, size: tuple[int, int] | None = None, mean: float | None = None, std: float | None = None):
-        self.size, self.mean, self.std = size, mean, std
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float().div_(255.0)
-        if self.size is not None and tuple(x.shape[-2:]) != self.size:
-            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
-        if self.mean is not None:
-            x = x.sub_(self.mean).div_(self.std)
-        return x
 
 
 class InMemoryDataModule(L.LightningDataModule):
