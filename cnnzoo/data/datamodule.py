@@ -80,7 +80,7 @@ class InMemoryDataModule(L.LightningDataModule):
             (torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y).long()) for x, y in (arrays["train"], arrays["test"])
         )
         self.splits["test"] = (test_x, test_y)
-        if isinstance(self.validation, float) and self.validation > 0:
+        if self.has_validation and self.validation != "test":
             split_at = math.floor(len(train_x) * (1.0 - self.validation))  # Keras: the last fraction
             self.splits["train"] = (train_x[:split_at], train_y[:split_at])
             self.splits["val"] = (train_x[split_at:], train_y[split_at:])
@@ -113,8 +113,7 @@ class InMemoryDataModule(L.LightningDataModule):
         return self._batches("train", shuffle=True, drop_last=self.drop_last)
 
     def val_dataloader(self) -> TensorBatches | list:
-        self.setup()
-        return self._batches("val") if "val" in self.splits else []
+        return self._batches("val") if self.has_validation else []
 
     def test_dataloader(self) -> TensorBatches:
         return self._batches("test")
