@@ -4,7 +4,8 @@ The network itself is a plain ``nn.Module`` from ``cnnzoo.models.create`` return
 module adds what Keras' ``compile``/``fit`` add: the loss (cross-entropy on logits, equal to Keras'
 categorical cross-entropy on softmax outputs), the optimizer by Keras name with Keras defaults, and
 metrics (torchmetrics, aggregated per epoch so logging never syncs every step).  Everything needed to
-rebuild the network is saved as hyperparameters, so a checkpoint alone restores the model.
+rebuild the network, and the data config it was trained with, is saved as hyperparameters, so a
+checkpoint alone restores the model and says which data and preprocessing it expects.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ class ClassifierModule(L.LightningModule):
         input_shape: Sequence[int],
         optimizer: dict[str, Any] | None = None,
         class_names: Sequence[str] | None = None,
+        data_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = create(arch, num_classes=num_classes, input_shape=tuple(input_shape))
+        self.example_input_array = torch.zeros(1, *input_shape)  # for TensorBoard's graph
         self.optimizer_options = dict(optimizer or DEFAULT_OPTIMIZER)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self.train_metrics = _metrics(num_classes, "train/")
@@ -58,24 +61,25 @@ class ClassifierModule(L.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, metrics: MetricCollection) -> torch.Tensor:
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, metrics: MetricCollection) -> dict:
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
         metrics.update(logits, labels)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        training = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=training, on_epoch=True, prog_bar=True, batch_size=len(labels),
+                 sync_dist=not training)  # eval losses are averaged over DDP ranks once per epoch
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "test")
-        return loss
+        return {"loss": loss, "logits": logits.detach()}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train", self.train_metrics)
+        return self._step(batch, "train", self.train_metrics)["loss"]
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val", self.val_metrics)
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict:
+        return self._step(batch, "val", self.val_metrics)  # logits feed cnnzoo.callbacks.PredictionReport
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "test", self.test_metrics)
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict:
+        return self._step(batch, "test", self.test_metrics)
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -85,5 +89,20 @@ class ClassifierModule(L.LightningModule):
         options = dict(self.optimizer_options)
         return create_optimizer(self.parameters(), options.pop("name"), **options)
 
+    def on_train_epoch_end(self) -> None:
+        """The learning rate of the epoch (``train/lr``), so schedules show next to the loss."""
+        self.log("train/lr", float(self.optimizers().param_groups[0]["lr"]), on_step=False, on_epoch=True)
+
     def on_fit_start(self) -> None:
         rank_zero_info(str(summary(self.net)))
+
+
+def grouped_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Trainer ``callback_metrics`` ``{"val/acc": t, ...}`` -> ``{"val": {"acc": 0.98}, ...}``,
+    epoch values only, with Lightning's ``_epoch`` suffix dropped."""
+    grouped: dict[str, dict[str, float]] = {}
+    for key, value in sorted(metrics.items()):
+        stage, _, name = key.partition("/")
+        if name and not name.endswith("_step"):
+            grouped.setdefault(stage, {})[name.removesuffix("_epoch")] = float(value)
+    return grouped

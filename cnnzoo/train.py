@@ -19,21 +19,15 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cnnzoo.cli import user_errors, write_json_atomic
+from cnnzoo.checkpoints import check_resumable
+from cnnzoo.atomic import write_json_atomic
+from cnnzoo.cli import user_errors
+from cnnzoo.errors import ConfigError
+from cnnzoo.lit import grouped_metrics
 
 
 # A DataModule without a validation split returns no val batches on purpose.
 warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
-
-
-def _split_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """``{"val/acc": t, ...}`` -> ``{"val": {"acc": 0.98}, ...}`` with Lightning's ``_epoch`` suffix dropped."""
-    grouped: dict[str, dict[str, float]] = {}
-    for key, value in sorted(metrics.items()):
-        stage, _, name = key.partition("/")
-        if name and not name.endswith("_step"):
-            grouped.setdefault(stage, {})[name.removesuffix("_epoch")] = float(value)
-    return grouped
 
 
 def _drop_val_monitors(cfg: DictConfig) -> None:
@@ -46,27 +40,64 @@ def _drop_val_monitors(cfg: DictConfig) -> None:
                 callback.monitor = None
 
 
+def _check_model_fits_data(model_cfg: DictConfig, datamodule) -> None:
+    """The network is sized from the data; a size also given in ``model.*`` must agree with it."""
+    from_data = {"num_classes": datamodule.num_classes, "input_shape": list(datamodule.input_shape)}
+    for key, expected in from_data.items():
+        value = model_cfg.get(key)
+        given = OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
+        if given is not None and given != expected:
+            raise ConfigError(
+                f"model.{key}={given} but data {datamodule.name} gives {expected}; "
+                f"drop model.{key} (it is taken from the data) or choose data that matches"
+            )
+
+
+def _log_hparams_with_results(trainer: L.Trainer, cfg: DictConfig, result: dict[str, Any]) -> None:
+    """Hyper-parameters with final metrics for TensorBoard's HPARAMS tab (compares sweep runs)."""
+    if trainer.logger is None:
+        return
+    params = {
+        "model": cfg.model.arch,
+        "data": result["data"],
+        "optimizer": cfg.model.optimizer.name,
+        "lr": cfg.model.optimizer.get("lr"),
+        "batch_size": cfg.data.batch_size,
+        "max_epochs": cfg.trainer.max_epochs,
+        "seed": cfg.seed,
+    }
+    finals = {f"final/{stage}_{name}": value for stage, values in result["metrics"].items()
+              for name, value in values.items() if name in ("acc", "loss")}
+    trainer.logger.log_hyperparams(params, metrics=finals)
+    trainer.logger.save()
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and test) as configured; returns what is written to ``metrics.json``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
+    _check_model_fits_data(cfg.model, datamodule)
     model = instantiate(
         cfg.model,
         num_classes=datamodule.num_classes,
         input_shape=list(datamodule.input_shape),
         class_names=list(datamodule.class_names),
+        data_config=OmegaConf.to_container(cfg.data, resolve=True),
         _convert_="all",
+        _recursive_=False,  # data_config keeps its _target_ as a record, it is not instantiated here
     )
     if not datamodule.has_validation:
         _drop_val_monitors(cfg)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]  # name=null drops one
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path == "last":
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
+    if ckpt_path:
+        check_resumable(ckpt_path, model)
     started = time.time()
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = dict(trainer.callback_metrics)
@@ -80,7 +111,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "epochs": trainer.current_epoch,
         "wall_time_s": round(time.time() - started, 2),
-        "metrics": _split_metrics(metrics),
+        "metrics": grouped_metrics(metrics),
         "checkpoints": {
             "best": checkpoint.best_model_path if checkpoint else "",
             "last": checkpoint.last_model_path if checkpoint else "",
@@ -89,6 +120,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         write_json_atomic(run_dir / "metrics.json", result)
+        _log_hparams_with_results(trainer, cfg, result)
         rank_zero_info(f"Run dir: {run_dir}\nFinal metrics: {OmegaConf.to_yaml(result['metrics']).strip()}")
     return result
 

@@ -10,10 +10,18 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
 
 SIGN_LABELS = [label for label in range(25) if label != 9]
 
@@ -89,3 +97,22 @@ def real_data_dir() -> Path:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def compose_run(config_name: str, run_dir: Path, *overrides: str) -> DictConfig:
+    """The config ``python -m cnnzoo.<config_name> hydra.run.dir=<run_dir> <overrides>`` runs with,
+    installed as the current Hydra config so entry-point functions can be called in-process."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig().set_config(cfg)
+    return cfg
+
+
+def run_cli(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m cnnzoo.<module> <args>`` from the repo root, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", f"cnnzoo.{module}", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=dict(os.environ),
+    )

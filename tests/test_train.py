@@ -3,46 +3,58 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cnnzoo.errors import ConfigError
 from cnnzoo.lit import ClassifierModule
 from cnnzoo.models import list_models
 from cnnzoo.train import train
-from tests.conftest import real_data_dir
+from tests.conftest import CONF, compose_run, real_data_dir, run_cli
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-REPO = CONF.parent
 
 
 def compose_train(run_dir: Path, *overrides: str) -> DictConfig:
-    """The config ``python -m cnnzoo.train hydra.run.dir=<run_dir> <overrides>`` would run with."""
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-    HydraConfig().set_config(cfg)
-    return cfg
+    return compose_run("train", run_dir, *overrides)
 
 
 def test_every_registered_model_has_a_recipe_and_vice_versa():
     assert sorted(p.stem for p in (CONF / "model").glob("*.yaml")) == list_models()
 
 
+# Each notebook's recipe: data group, optimizer group, batch size, epochs.
+RECIPES = {
+    "asl_cnn": ("sign_mnist", "rmsprop", 32, 20),
+    "bn_cnn": ("sign_mnist", "adam", 32, 10),
+    "mnist_cnn": ("mnist", "adam", 64, 5),
+    "fashion_cnn": ("fashion_mnist", "adam", 32, 5),
+    "fashion_mlp": ("fashion_mnist", "adam", 32, 5),
+    "mnist_mlp": ("mnist", "adam", 32, 5),
+    "mnist_cnn_small": ("mnist", "adam", 256, 5),
+    "mnist_cnn_dropout": ("mnist", "adam", 128, 5),
+    "conv3_valid": ("mnist", "adam", 32, 5),
+    "conv3_same": ("mnist", "adam", 32, 5),
+    "conv3_strided": ("mnist", "adam", 32, 5),
+    "conv2_pool": ("mnist", "adam", 32, 5),
+}
+
+
+def test_every_model_has_a_recipe_table_entry():
+    assert sorted(RECIPES) == list_models()
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_model_recipes_compose(name: str, tmp_path: Path):
     cfg = compose_train(tmp_path, f"model={name}")
-    assert cfg.model.arch == name
+    choices = cfg.hydra.runtime.choices
+    assert cfg.model.arch == name and choices["model"] == name
+    assert (choices["data"], choices["optimizer"], cfg.data.batch_size, cfg.trainer.max_epochs) == RECIPES[name]
     assert cfg.model.optimizer.name == cfg.optimizer.name
-    assert cfg.data._target_.startswith("cnnzoo.data.")
 
 
 def test_recipe_examples(tmp_path: Path):
@@ -79,21 +91,46 @@ def test_one_epoch_writes_metrics_checkpoints_and_tensorboard(data_dir: Path, tm
     assert torch.allclose(probabilities.sum(dim=1), torch.ones(2))
 
 
-def test_fast_dev_run_debug_config(data_dir: Path, tmp_path: Path):
-    cfg = compose_train(tmp_path, "model=bn_cnn", "debug=fast_dev_run", "data.batch_size=4")
+@pytest.mark.parametrize("name", list_models())
+def test_fast_dev_run_of_every_recipe(data_dir: Path, tmp_path: Path, name: str):
+    cfg = compose_train(tmp_path, f"model={name}", "debug=fast_dev_run", "data.batch_size=4")
+    result = train(cfg)
+    assert result["model"] == name and "train" in result["metrics"]
+
+
+def test_model_sizes_given_in_config_must_match_the_data(data_dir: Path, tmp_path: Path):
+    cfg = compose_train(tmp_path, "model=asl_cnn", "+model.num_classes=10", "debug=fast_dev_run")
+    with pytest.raises(ConfigError, match=r"model.num_classes=10 but data Sign-Language-MNIST gives 24"):
+        train(cfg)
+
+
+def test_resuming_a_checkpoint_of_another_model_is_a_clear_error(data_dir: Path, tmp_path: Path):
+    first = compose_train(tmp_path / "a", "model=mnist_mlp", "trainer.max_epochs=1", "test=false")
+    train(first)
+    ckpt = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    second = compose_train(tmp_path / "b", "model=mnist_mlp", "data=sign_mnist", f"ckpt_path={ckpt}")
+    with pytest.raises(ConfigError, match=r"checkpoint has num_classes=10 but this run's model has num_classes=24"):
+        train(second)
+
+
+def test_tensorboard_holds_scalars_hparams_graph_and_figures(data_dir: Path, tmp_path: Path):
+    cfg = compose_train(tmp_path, "model=mnist_cnn_small", "data.validation=0.25", "trainer.max_epochs=2")
     train(cfg)
-
-
-def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cnnzoo.train", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
-    )
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss_epoch", "train/acc", "val/loss", "val/acc", "test/acc", "train/lr"} <= set(tags["scalars"])
+    assert len(events.Scalars("val/acc")) == 2  # one point per epoch
+    assert {"inputs/samples", "val/confusion_matrix", "val/misclassified", "test/confusion_matrix",
+            "test/misclassified", "features/conv2d", "features/max_pooling2d"} <= set(tags["images"])
+    assert tags["graph"]
+    assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
+    assert {"final/val_acc", "final/test_acc"} <= set(tags["scalars"])  # the HPARAMS tab's metrics
 
 
 def test_cli_runs_and_puts_everything_under_the_run_dir(data_dir: Path, tmp_path: Path):
     run_dir = tmp_path / "cli-run"
-    done = _cli("model=mnist_cnn_small", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}")
+    done = run_cli("train", "model=mnist_cnn_small", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}")
     assert done.returncode == 0, done.stderr[-2000:]
     for path in ("metrics.json", "checkpoints/last.ckpt", ".hydra/config.yaml", "tensorboard"):
         assert (run_dir / path).exists(), path
@@ -102,7 +139,7 @@ def test_cli_runs_and_puts_everything_under_the_run_dir(data_dir: Path, tmp_path
 
 
 def test_cli_reports_missing_data_in_one_line(tmp_path: Path):
-    done = _cli("model=asl_cnn", f"data.data_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}")
+    done = run_cli("train", "model=asl_cnn", f"data.data_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}")
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: Sign-Language-MNIST: sign_mnist_train.csv, sign_mnist_test.csv not found in")
@@ -123,3 +160,23 @@ def test_one_real_epoch_of_a_small_model(tmp_path: Path, model: str, data: str, 
     )
     result = train(cfg)
     assert result["epochs"] == 1 and result["metrics"]["test"]["acc"] > min_acc
+
+
+def test_help_and_cfg_job_work_as_in_any_hydra_app(tmp_path: Path):
+    shown = run_cli("train", "--help")
+    assert shown.returncode == 0 and "model: asl_cnn, bn_cnn" in shown.stdout
+    job = run_cli("train", "model=asl_cnn", "--cfg", "job")
+    assert job.returncode == 0 and "arch: asl_cnn" in job.stdout and "SignMNISTDataModule" in job.stdout
+
+
+def test_cpu_ddp_with_two_processes_writes_results_once(data_dir: Path, tmp_path: Path):
+    run_dir = tmp_path / "ddp"
+    done = run_cli("train", "model=mnist_mlp", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                   "trainer.max_epochs=1", "callbacks.input_inspection=null", f"hydra.run.dir={run_dir}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Run dir:") + done.stderr.count("Run dir:") == 1
+    result = json.loads((run_dir / "metrics.json").read_text())
+    assert result["epochs"] == 1 and 0 <= result["metrics"]["test"]["acc"] <= 1
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch000.ckpt", "last.ckpt"]
+    assert not list(run_dir.glob(".metrics.json.*"))  # no temp files left by a second writer
+    assert (run_dir / "train_ddp_process_1.log").exists()  # the second process ran in the same dir

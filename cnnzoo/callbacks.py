@@ -1,0 +1,147 @@
+"""Lightning callbacks that show what a model sees and gets wrong, in TensorBoard and as PNG files.
+
+``PredictionReport`` builds, at the end of each validation and test epoch, a torchmetrics confusion
+matrix and a grid of up to 24 misclassified images (notebook 001's incorrect-predictions cell).
+``InputInspection`` logs a grid of training inputs when fitting starts and the feature maps of the
+first convolution and pooling layers when it ends (notebook 004's look inside the network).
+Both stay out of the training step: they read the logits the eval steps return, and only rank 0
+draws (the confusion matrix itself is synchronised across DDP ranks by torchmetrics).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import matplotlib.pyplot as plt
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from cnnzoo.figures import (
+    confusion_matrix_figure,
+    feature_maps_figure,
+    image_grid_figure,
+    misclassified_figure,
+    save_png,
+)
+
+SPATIAL_KINDS = ("Conv2D", "MaxPooling2D", "AveragePooling2D")
+
+
+def _tensorboard(trainer: L.Trainer):
+    """The TensorBoard ``SummaryWriter`` of the trainer's loggers, if one is configured."""
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger.experiment
+    return None
+
+
+class PredictionReport(L.Callback):
+    """Confusion matrix and misclassified images per validation/test epoch.
+
+    Figures go to TensorBoard as ``<stage>/confusion_matrix`` and ``<stage>/misclassified``; with
+    ``png_dir`` the test stage also writes ``confusion_matrix.png`` and ``misclassified.png``
+    there.  ``results[stage]`` keeps the last matrix and mistakes for a caller's JSON report.
+    """
+
+    def __init__(self, png_dir: str | Path | None = None, max_images: int = 24) -> None:
+        self.png_dir = Path(png_dir) if png_dir else None
+        self.max_images = max_images
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.confusion = MulticlassConfusionMatrix(pl_module.hparams.num_classes).to(pl_module.device)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.confusion.reset()
+        self.seen = 0
+        self.mistakes: list[tuple[int, int, int, torch.Tensor]] = []  # index, predicted, expected, image
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._reset()
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._collect(trainer, outputs, batch)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._collect(trainer, outputs, batch)
+
+    def _collect(self, trainer: L.Trainer, outputs: Any, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        images, labels = batch
+        predicted = outputs["logits"].argmax(dim=1)
+        self.confusion.to(predicted.device).update(predicted, labels)
+        if len(self.mistakes) < self.max_images:
+            wrong = (predicted != labels).nonzero().flatten().tolist()[: self.max_images - len(self.mistakes)]
+            # Eval loaders are not shuffled; under DDP rank r holds samples r, r + world, ...
+            for i in wrong:
+                index = trainer.global_rank + trainer.world_size * (self.seen + i)
+                self.mistakes.append((index, int(predicted[i]), int(labels[i]), images[i].cpu()))
+        self.seen += len(labels)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._report(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._report(trainer, pl_module, "test")
+
+    def _report(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        matrix = self.confusion.compute()  # collective under DDP: every rank computes
+        if not trainer.is_global_zero:
+            return
+        names = list(pl_module.class_names)
+        self.results[stage] = {
+            "confusion_matrix": matrix.tolist(),
+            "misclassified": [{"index": i, "predicted": names[p], "expected": names[e]} for i, p, e, _ in self.mistakes],
+        }
+        figures = {
+            "confusion_matrix": confusion_matrix_figure(matrix, names, f"{stage} confusion matrix"),
+            "misclassified": self._mistakes_figure(names),
+        }
+        writer = _tensorboard(trainer)
+        for name, fig in figures.items():
+            if writer is not None:
+                writer.add_figure(f"{stage}/{name}", fig, global_step=trainer.global_step, close=False)
+            if stage == "test" and self.png_dir is not None:
+                save_png(fig, self.png_dir / f"{name}.png")
+            plt.close(fig)
+
+    def _mistakes_figure(self, names: list[str]):
+        if self.mistakes:
+            indices, predicted, expected, images = zip(*self.mistakes)
+            return misclassified_figure(torch.stack(images), predicted, expected, indices, names)
+        return misclassified_figure(torch.empty(0, 1, 1, 1), [], [], [], names)
+
+
+class InputInspection(L.Callback):
+    """A grid of training inputs at fit start; first conv/pool feature maps at fit end."""
+
+    def __init__(self, num_images: int = 16, feature_images: int = 4, feature_layers: int = 3) -> None:
+        self.num_images, self.feature_images, self.feature_layers = num_images, feature_images, feature_layers
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        writer = _tensorboard(trainer)
+        if writer is None or not trainer.is_global_zero:
+            return
+        images, labels = next(iter(trainer.datamodule.train_dataloader()))
+        names = pl_module.class_names
+        titles = [names[int(label)] for label in labels[: self.num_images]]
+        writer.add_figure("inputs/samples", image_grid_figure(images[: self.num_images], titles, "training inputs"), 0)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        writer = _tensorboard(trainer)
+        if writer is None or not trainer.is_global_zero:
+            return
+        images = next(iter(trainer.datamodule.test_dataloader()))[0][: self.feature_images].to(pl_module.device)
+        net = pl_module.net
+        spatial = [i for i, block in enumerate(net) if block.kind in SPATIAL_KINDS][: self.feature_layers]
+        with torch.no_grad():
+            for i in spatial:
+                maps = net[: i + 1](images)
+                title = f"{net[i].name} ({net[i].kind})"
+                writer.add_figure(f"features/{net[i].name}", feature_maps_figure(images, maps, title), trainer.global_step)

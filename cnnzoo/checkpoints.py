@@ -1,0 +1,102 @@
+"""Open a cnnzoo checkpoint for evaluate / predict / resume, and pair it with data that fits it.
+
+A checkpoint carries the network's hyper-parameters and the data config it was trained with
+(``ClassifierModule``'s ``data_config``), so ``evaluate`` and ``predict`` need nothing but its path.
+Everything that can go wrong here is a user mistake (wrong path, a file that is not a checkpoint,
+a checkpoint of another model, data with another class count or image size), so each one is a
+typed one-line error instead of a ``KeyError`` or a size-mismatch traceback from ``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from cnnzoo.data import InMemoryDataModule
+from cnnzoo.errors import ConfigError, ModelError
+from cnnzoo.lit import ClassifierModule
+
+REQUIRED_HPARAMS = ("arch", "num_classes", "input_shape")
+
+
+def read_hparams(path: str | Path, field: str = "ckpt_path") -> dict[str, Any]:
+    """The hyper-parameters stored in a checkpoint, after checking it is a readable cnnzoo one."""
+    path = Path(path)
+    if not path.is_file():
+        what = "a directory" if path.is_dir() else "no such file"
+        raise ModelError(f"{field}={path}: {what}; expected a .ckpt file written by cnnzoo.train")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as e:
+        reason = " ".join(str(e).split())  # one line, whatever the unpickler said
+        raise ModelError(f"{field}={path}: not a readable PyTorch checkpoint ({type(e).__name__}: {reason})") from None
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    missing = [k for k in REQUIRED_HPARAMS if not isinstance(hparams, dict) or k not in hparams]
+    if missing or "state_dict" not in checkpoint:
+        raise ModelError(f"{field}={path}: not a cnnzoo checkpoint (no {', '.join(missing) or 'state_dict'})")
+    return dict(hparams)
+
+
+def load_classifier(path: str | Path, field: str = "ckpt_path") -> ClassifierModule:
+    """The ``ClassifierModule`` saved in ``path``, on CPU, in eval mode."""
+    read_hparams(path, field)
+    try:
+        module = ClassifierModule.load_from_checkpoint(path, map_location="cpu")
+    except RuntimeError as e:  # weights that do not fit the architecture the hparams describe
+        first_line = str(e).strip().splitlines()[0]
+        raise ModelError(f"{field}={path}: weights do not fit its own architecture ({first_line})") from None
+    return module.eval()
+
+
+def check_resumable(path: str | Path, model: ClassifierModule) -> None:
+    """Resuming ``path`` into ``model`` must not change the architecture, classes or input shape."""
+    stored = read_hparams(path)
+    for key in REQUIRED_HPARAMS:
+        if _plain(stored[key]) != _plain(model.hparams[key]):
+            raise ConfigError(
+                f"ckpt_path={path}: checkpoint has {key}={stored[key]!r} but this run's model has "
+                f"{key}={model.hparams[key]!r}; resume with the model and data it was trained on"
+            )
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and lists compare equal when they hold the same values."""
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def datamodule_for(module: ClassifierModule, data: DictConfig | None = None) -> InMemoryDataModule:
+    """``data`` if given, else the checkpoint's own data config; checked against the network.
+
+    The checkpoint's ``data_dir`` is not reused: where the files live is a property of the machine
+    (``$CNNZOO_DATA_DIR`` or ``./data``), not of the model.
+    """
+    if data is None:
+        stored = module.hparams.get("data_config")
+        if not stored:
+            raise ConfigError("the checkpoint records no data config; choose one with data=<mnist|fashion_mnist|sign_mnist>")
+        data = OmegaConf.create({**stored, "data_dir": None})
+    datamodule = instantiate(data)
+    check_fits(module, datamodule)
+    return datamodule
+
+
+def check_fits(module: ClassifierModule, datamodule: InMemoryDataModule) -> None:
+    """The data must have the network's class count and per-sample input shape."""
+    hparams = module.hparams
+    if datamodule.num_classes != hparams.num_classes:
+        raise ConfigError(
+            f"model {hparams.arch} has {hparams.num_classes} classes but data {datamodule.name} has "
+            f"{datamodule.num_classes}; use data with {hparams.num_classes} classes"
+        )
+    if list(datamodule.input_shape) != list(hparams.input_shape):
+        height, width = hparams.input_shape[-2:]
+        raise ConfigError(
+            f"model {hparams.arch} takes inputs of shape {list(hparams.input_shape)} but data {datamodule.name} "
+            f"gives {list(datamodule.input_shape)}; set data.resize=[{height},{width}]"
+        )

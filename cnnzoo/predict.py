@@ -1,0 +1,98 @@
+"""``python -m cnnzoo.predict ckpt_path=<ckpt> inputs=[a.png] | index=[0,1]``: class probabilities.
+
+Keras' ``model.predict`` for a trained checkpoint: each image (a user's PNG/JPEG, converted to what
+the network takes, or a test-set image by index) gets its top-k classes with probabilities, printed
+as a table and written to ``predictions.json`` in the Hydra run dir.  Preprocessing is the one the
+model was trained with (the checkpoint's data config), so predictions match ``evaluate``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from cnnzoo.checkpoints import datamodule_for, load_classifier
+from cnnzoo.atomic import write_json_atomic
+from cnnzoo.cli import user_errors
+from cnnzoo.data import InMemoryDataModule
+from cnnzoo.errors import ConfigError
+from cnnzoo.images import load_image
+from cnnzoo.lit import ClassifierModule
+
+
+def predict(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Top-k predictions for ``cfg.inputs`` then ``cfg.index``; also written to ``predictions.json``."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    inputs, indices = list(cfg.get("inputs") or []), list(cfg.get("index") or [])
+    if not inputs and not indices:
+        raise ConfigError("nothing to predict: give inputs=[a.png,b.png] or index=[0,1,...]")
+    module = load_classifier(cfg.ckpt_path)
+    top_k = _check_top_k(cfg.get("top_k", 3), module.hparams.num_classes)
+    datamodule = datamodule_for(module)
+    records: list[dict[str, Any]] = []
+    batches: list[torch.Tensor] = []  # files are already at the network's size, test images not
+    if inputs:
+        loaded = [load_image(path, tuple(module.hparams.input_shape)) for path in inputs]
+        batches.append(torch.stack([image for image, _ in loaded]))
+        records += [{"input": str(path), "notes": notes} for path, (_, notes) in zip(inputs, loaded)]
+    if indices:
+        images, labels = _test_images(datamodule, indices)
+        batches.append(images)
+        records += [{"input": f"{datamodule.name} test #{i}", "expected": module.class_names[int(y)], "notes": []}
+                    for i, y in zip(indices, labels)]
+    probabilities = torch.cat([_probabilities(module, datamodule, batch) for batch in batches])
+    top = probabilities.topk(top_k, dim=1)
+    for record, values, classes in zip(records, top.values.tolist(), top.indices.tolist()):
+        record["top_k"] = [{"class": module.class_names[c], "index": c, "probability": round(p, 6)}
+                           for c, p in zip(classes, values)]
+    write_json_atomic(run_dir / "predictions.json", {"ckpt_path": str(cfg.ckpt_path), "predictions": records})
+    print(format_table(records))
+    print(f"Written: {run_dir / 'predictions.json'}")
+    return records
+
+
+def _check_top_k(value: object, num_classes: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"top_k={value!r}: expected a positive integer")
+    return min(value, num_classes)
+
+
+def _test_images(datamodule: InMemoryDataModule, indices: list) -> tuple[torch.Tensor, torch.Tensor]:
+    datamodule.setup("test")
+    images, labels = datamodule.splits["test"]
+    for i in indices:
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(images):
+            raise ConfigError(f"index={i!r}: the {datamodule.name} test set has images 0..{len(images) - 1}")
+    return images[indices], labels[indices]
+
+
+@torch.no_grad()
+def _probabilities(module: ClassifierModule, datamodule: InMemoryDataModule, images: torch.Tensor) -> torch.Tensor:
+    return module(datamodule.preprocess(images)).softmax(dim=1)
+
+
+def format_table(records: list[dict[str, Any]]) -> str:
+    """One row per image: input, expected label (if known), top-k ``class (probability)``, notes."""
+    rows = [["input", "expected", "top-k (probability)", "notes"]]
+    for record in records:
+        top = ", ".join(f"{p['class']} ({p['probability']:.3f})" for p in record["top_k"])
+        rows.append([record["input"], record.get("expected", ""), top, "; ".join(record["notes"])])
+    widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    with user_errors():
+        predict(cfg)
+
+
+if __name__ == "__main__":
+    main()
