@@ -25,8 +25,8 @@ from cnnzoo.lit import ClassifierModule
 REQUIRED_HPARAMS = ("arch", "num_classes", "input_shape")
 
 
-def read_hparams(path: str | Path, field: str = "ckpt_path") -> dict[str, Any]:
-    """The hyper-parameters stored in a checkpoint, after checking it is a readable cnnzoo one."""
+def read_checkpoint(path: str | Path, field: str = "ckpt_path") -> dict[str, Any]:
+    """The checkpoint dict in ``path``, after checking it is a readable cnnzoo one."""
     path = Path(path)
     if not path.is_file():
         what = "a directory" if path.is_dir() else "no such file"
@@ -38,25 +38,37 @@ def read_hparams(path: str | Path, field: str = "ckpt_path") -> dict[str, Any]:
         raise ModelError(f"{field}={path}: not a readable PyTorch checkpoint ({type(e).__name__}: {reason})") from None
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     missing = [k for k in REQUIRED_HPARAMS if not isinstance(hparams, dict) or k not in hparams]
-    if missing or "state_dict" not in checkpoint:
+    if missing or not isinstance(checkpoint.get("state_dict"), dict):
         raise ModelError(f"{field}={path}: not a cnnzoo checkpoint (no {', '.join(missing) or 'state_dict'})")
-    return dict(hparams)
+    return checkpoint
 
 
 def load_classifier(path: str | Path, field: str = "ckpt_path") -> ClassifierModule:
     """The ``ClassifierModule`` saved in ``path``, on CPU, in eval mode."""
-    read_hparams(path, field)
-    try:
-        module = ClassifierModule.load_from_checkpoint(path, map_location="cpu")
-    except RuntimeError as e:  # weights that do not fit the architecture the hparams describe
-        first_line = str(e).strip().splitlines()[0]
-        raise ModelError(f"{field}={path}: weights do not fit its own architecture ({first_line})") from None
+    checkpoint = read_checkpoint(path, field)
+    module = ClassifierModule(**checkpoint["hyper_parameters"])
+    problem = _weights_problem(module.state_dict(), checkpoint["state_dict"])
+    if problem:
+        raise ModelError(f"{field}={path}: its weights are not those of its architecture "
+                         f"{module.hparams.arch} ({problem}); is it from another model?")
+    module.load_state_dict(checkpoint["state_dict"])
     return module.eval()
+
+
+def _weights_problem(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
+    """The first differences between two state dicts, in words ("" when they fit)."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [f"{k} is {list(found[k].shape)}, expected {list(v.shape)}"
+              for k, v in expected.items() if k in found and found[k].shape != v.shape]
+    parts = [f"{label} {items[0]}" + (f" and {len(items) - 1} more" if len(items) > 1 else "")
+             for label, items in (("missing", missing), ("unexpected", unexpected), ("", shapes)) if items]
+    return "; ".join(part.strip() for part in parts)
 
 
 def check_resumable(path: str | Path, model: ClassifierModule) -> None:
     """Resuming ``path`` into ``model`` must not change the architecture, classes or input shape."""
-    stored = read_hparams(path)
+    stored = read_checkpoint(path)["hyper_parameters"]
     for key in REQUIRED_HPARAMS:
         if _plain(stored[key]) != _plain(model.hparams[key]):
             raise ConfigError(

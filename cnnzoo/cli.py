@@ -1,6 +1,7 @@
 """Plumbing shared by the ``python -m cnnzoo.*`` entry points.
 
-A user mistake (``CnnzooError``) is printed as one line and exits with status 2; the traceback is
+A user mistake (``CnnzooError``) is printed as one line and exits with status 2 (128 + N after
+signal N); the traceback is
 shown only with ``HYDRA_FULL_ERROR=1``.  Errors raised inside ``hydra.utils.instantiate`` arrive
 wrapped in its ``InstantiationException``; the user's error is unwrapped from it.  Inside a Hydra multirun the error is raised instead, so
 the sweeper records that one job as failed and goes on with the others.
@@ -31,7 +32,7 @@ def user_errors() -> Iterator[None]:
         if _in_multirun():
             raise error from None
         print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(error.exit_code) from None
 
 
 def _user_error(error: BaseException | None) -> CnnzooError | None:

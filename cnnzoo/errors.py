@@ -9,6 +9,8 @@ lets tests and callers catch a category (``DataError``) without string matching.
 class CnnzooError(Exception):
     """Base class: a user-facing problem with a one-line explanation."""
 
+    exit_code = 2
+
 
 class DataError(CnnzooError):
     """A dataset file is missing, unreadable or malformed."""
@@ -24,3 +26,15 @@ class ConfigError(CnnzooError):
 
 class ModelError(CnnzooError):
     """A model name, layer option or weight file does not fit what cnnzoo can build."""
+
+
+class TrainingError(CnnzooError):
+    """Training could not go on (a non-finite loss, an output dir it cannot write)."""
+
+
+class TrainingInterrupted(TrainingError):
+    """SIGINT/SIGTERM stopped training; a checkpoint to resume from was written first."""
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal_number  # the shell's convention for "killed by signal N"

@@ -3,7 +3,8 @@
 Writes into its own Hydra run dir: ``metrics.json`` (test loss, accuracy, macro F1, top-5, the
 confusion matrix and the misclassified indices), ``confusion_matrix.png``, ``misclassified.png``
 (up to 24 images titled index / predicted / expected, like notebook 001) and the same figures in
-``tensorboard/``.  The data is the checkpoint's own unless ``data=<name>`` is given.
+``tensorboard/``.  The data is the checkpoint's own unless ``data=<name>`` is given.  A Keras file
+(``keras_model=<file> data=<name>``) is evaluated the same way, through ``cnnzoo.keras``.
 """
 
 from __future__ import annotations
@@ -18,23 +19,25 @@ from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
 from cnnzoo.callbacks import PredictionReport
-from cnnzoo.checkpoints import datamodule_for, load_classifier
+from cnnzoo.checkpoints import check_fits, datamodule_for, load_classifier
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import user_errors
-from cnnzoo.lit import grouped_metrics
+from cnnzoo.data import InMemoryDataModule
+from cnnzoo.errors import ConfigError
+from cnnzoo.lit import ClassifierModule, grouped_metrics
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on its data (or ``cfg.data``); returns what goes to ``metrics.json``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    module = load_classifier(cfg.ckpt_path)
-    datamodule = datamodule_for(module, cfg.get("data"))
+    module, datamodule = _model_and_data(cfg)
     report = PredictionReport(png_dir=run_dir)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(cfg.trainer, callbacks=[report], logger=logger)
     trainer.test(module, datamodule=datamodule, verbose=False)
     result = {
-        "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
+        "ckpt_path": str(Path(cfg.ckpt_path).resolve()) if cfg.get("ckpt_path") else None,
+        "keras_model": str(Path(cfg.keras_model).resolve()) if cfg.get("keras_model") else None,
         "model": module.hparams.arch,
         "data": datamodule.name,
         "class_names": list(module.class_names),
@@ -46,6 +49,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         write_json_atomic(run_dir / "metrics.json", result)
         rank_zero_info(f"Run dir: {run_dir}\nTest metrics: {OmegaConf.to_yaml(result['metrics']['test']).strip()}")
     return result
+
+
+def _model_and_data(cfg: DictConfig) -> tuple[ClassifierModule, InMemoryDataModule]:
+    """The checkpoint with its own data (or ``cfg.data``), or the Keras file with ``cfg.data``."""
+    if bool(cfg.get("ckpt_path")) == bool(cfg.get("keras_model")):
+        raise ConfigError("give one of ckpt_path=<file.ckpt> or keras_model=<file.h5|.keras> (with data=<name>)")
+    if cfg.get("ckpt_path"):
+        module = load_classifier(cfg.ckpt_path)
+        return module, datamodule_for(module, cfg.get("data"))
+    if not cfg.get("data"):
+        raise ConfigError(f"keras_model={cfg.keras_model}: choose the data to evaluate on with data=<mnist|fashion_mnist|sign_mnist>")
+    datamodule = instantiate(cfg.data)
+    module = ClassifierModule.from_keras(cfg.keras_model, class_names=list(datamodule.class_names),
+                                         data_config=OmegaConf.to_container(cfg.data, resolve=True))
+    check_fits(module, datamodule)
+    return module.eval(), datamodule
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")

@@ -10,6 +10,7 @@ checkpoint alone restores the model and says which data and preprocessing it exp
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,10 +18,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from cnnzoo.models import create, summary
+from cnnzoo.errors import ModelError
+from cnnzoo.models import build_sequential, create, summary
+from cnnzoo.models.layers import SPECS
 from cnnzoo.optim import create_optimizer
 
 DEFAULT_OPTIMIZER = {"name": "rmsprop"}  # Keras' compile() default
@@ -47,39 +50,69 @@ class ClassifierModule(L.LightningModule):
         optimizer: dict[str, Any] | None = None,
         class_names: Sequence[str] | None = None,
         data_config: dict[str, Any] | None = None,
+        layers: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.net = create(arch, num_classes=num_classes, input_shape=tuple(input_shape))
+        if layers is None:  # a registered architecture
+            self.net = create(arch, num_classes=num_classes, input_shape=tuple(input_shape))
+        else:  # an architecture given layer by layer (an imported Keras model)
+            specs = [SPECS[layer["class_name"]](**layer["config"]) for layer in layers]
+            self.net = build_sequential(specs, tuple(input_shape), name=arch)
         self.example_input_array = torch.zeros(1, *input_shape)  # for TensorBoard's graph
         self.optimizer_options = dict(optimizer or DEFAULT_OPTIMIZER)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self.train_metrics = _metrics(num_classes, "train/")
         self.val_metrics = _metrics(num_classes, "val/")
         self.test_metrics = _metrics(num_classes, "test/")
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        # The running epoch aggregates of training go into checkpoints, so that a run resumed in
+        # the middle of an epoch reports the same epoch metrics as one that was never stopped.
+        self.train_metrics.persistent(True)
+        self.train_loss.persistent(True)
+
+    @classmethod
+    def from_keras(cls, path: str, optimizer: dict[str, Any] | None = None, class_names: Sequence[str] | None = None,
+                   data_config: dict[str, Any] | None = None) -> ClassifierModule:
+        """A Keras Sequential file (``.h5``/``.keras``) as a module to evaluate or fine-tune: its
+        architecture goes into the hyper-parameters (checkpoints do not need the file again)."""
+        from cnnzoo.keras import load_model  # h5py only when a Keras file is used
+
+        net = load_model(path)
+        if net.output_activation not in ("softmax", "linear"):
+            raise ModelError(f"keras_model={path}: its last activation is {net.output_activation}; cnnzoo trains "
+                             "and evaluates classifiers ending in softmax (or linear logits)")
+        layers = [{"class_name": spec.kind, "config": dataclasses.asdict(spec)} for spec in net.specs]
+        module = cls(net.name, net.num_classes, list(net.input_shape), optimizer, class_names, data_config, layers)
+        module.net.load_state_dict(net.state_dict())
+        return module
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, metrics: MetricCollection) -> dict:
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> dict:
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
+        metrics, mean_loss = getattr(self, f"{stage}_metrics"), getattr(self, f"{stage}_loss")
         metrics.update(logits, labels)
-        training = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=training, on_epoch=True, prog_bar=True, batch_size=len(labels),
-                 sync_dist=not training)  # eval losses are averaged over DDP ranks once per epoch
+        mean_loss.update(loss.detach(), weight=len(labels))
+        if stage == "train":
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+        # Epoch values come from torchmetrics states (synchronised across DDP ranks once per epoch).
+        self.log(f"{stage}/loss_epoch" if stage == "train" else f"{stage}/loss", mean_loss,
+                 on_step=False, on_epoch=True, prog_bar=stage != "train")
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "test")
         return {"loss": loss, "logits": logits.detach()}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train", self.train_metrics)["loss"]
+        return self._step(batch, "train")["loss"]
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict:
-        return self._step(batch, "val", self.val_metrics)  # logits feed cnnzoo.callbacks.PredictionReport
+        return self._step(batch, "val")  # logits feed cnnzoo.callbacks.PredictionReport
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict:
-        return self._step(batch, "test", self.test_metrics)
+        return self._step(batch, "test")
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -92,6 +125,19 @@ class ClassifierModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         """The learning rate of the epoch (``train/lr``), so schedules show next to the loss."""
         self.log("train/lr", float(self.optimizers().param_groups[0]["lr"]), on_step=False, on_epoch=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Random state too, so dropout masks after a resume are those of an uninterrupted run."""
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states", {})
+        if "torch" in states:
+            torch.set_rng_state(states["torch"])
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
 
     def on_fit_start(self) -> None:
         rank_zero_info(str(summary(self.net)))

@@ -3,6 +3,8 @@
 The function is thin on purpose: it instantiates the DataModule, sizes the LightningModule from it,
 instantiates callbacks, logger and Trainer from config, fits, tests, and writes ``metrics.json``
 into the run directory (next to ``checkpoints/``, ``tensorboard/`` and Hydra's ``.hydra/`` config).
+A run stopped by SIGINT/SIGTERM or a non-finite loss still writes ``metrics.json``, with its status
+and error, before exiting non-zero (see ``cnnzoo.faults``).
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cnnzoo.checkpoints import check_resumable
+from cnnzoo.checkpoints import check_fits, check_resumable
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import user_errors
-from cnnzoo.errors import ConfigError
-from cnnzoo.lit import grouped_metrics
+from cnnzoo.errors import ConfigError, TrainingError, TrainingInterrupted
+from cnnzoo.faults import FaultHandling, check_output_dirs
+from cnnzoo.lit import ClassifierModule, grouped_metrics
 
 
 # A DataModule without a validation split returns no val batches on purpose.
@@ -53,12 +57,32 @@ def _check_model_fits_data(model_cfg: DictConfig, datamodule) -> None:
             )
 
 
+def _model(cfg: DictConfig, datamodule) -> ClassifierModule:
+    """The configured architecture sized from the data, or the Keras file ``keras_model`` to fine-tune."""
+    data_config = OmegaConf.to_container(cfg.data, resolve=True)
+    if cfg.get("keras_model"):
+        optimizer = OmegaConf.to_container(cfg.model.optimizer, resolve=True)
+        model = ClassifierModule.from_keras(cfg.keras_model, optimizer, list(datamodule.class_names), data_config)
+        check_fits(model, datamodule)
+        return model
+    _check_model_fits_data(cfg.model, datamodule)
+    return instantiate(
+        cfg.model,
+        num_classes=datamodule.num_classes,
+        input_shape=list(datamodule.input_shape),
+        class_names=list(datamodule.class_names),
+        data_config=data_config,
+        _convert_="all",
+        _recursive_=False,  # data_config keeps its _target_ as a record, it is not instantiated here
+    )
+
+
 def _log_hparams_with_results(trainer: L.Trainer, cfg: DictConfig, result: dict[str, Any]) -> None:
     """Hyper-parameters with final metrics for TensorBoard's HPARAMS tab (compares sweep runs)."""
     if trainer.logger is None:
         return
     params = {
-        "model": cfg.model.arch,
+        "model": result["model"],
         "data": result["data"],
         "optimizer": cfg.model.optimizer.name,
         "lr": cfg.model.optimizer.get("lr"),
@@ -77,16 +101,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
-    _check_model_fits_data(cfg.model, datamodule)
-    model = instantiate(
-        cfg.model,
-        num_classes=datamodule.num_classes,
-        input_shape=list(datamodule.input_shape),
-        class_names=list(datamodule.class_names),
-        data_config=OmegaConf.to_container(cfg.data, resolve=True),
-        _convert_="all",
-        _recursive_=False,  # data_config keeps its _target_ as a record, it is not instantiated here
-    )
+    model = _model(cfg, datamodule)
     if not datamodule.has_validation:
         _drop_val_monitors(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]  # name=null drops one
@@ -98,15 +113,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
     if ckpt_path:
         check_resumable(ckpt_path, model)
+    checkpoint = trainer.checkpoint_callback
+    if trainer.is_global_zero:
+        check_output_dirs([run_dir, *([Path(checkpoint.dirpath)] if checkpoint and checkpoint.dirpath else [])],
+                          _checkpoint_bytes(model))
     started = time.time()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    error = _fit(trainer, model, datamodule, ckpt_path, callbacks)
     metrics = dict(trainer.callback_metrics)
-    if cfg.get("test"):
+    if cfg.get("test") and error is None:
         trainer.test(model, datamodule=datamodule, verbose=False)  # final weights, like Keras' evaluate()
         metrics.update(trainer.callback_metrics)
-    checkpoint = trainer.checkpoint_callback
     result = {
-        "model": cfg.model.arch,
+        "status": "completed" if error is None else "interrupted" if isinstance(error, TrainingInterrupted) else "failed",
+        "error": str(error) if error else None,
+        "model": model.hparams.arch,
         "data": datamodule.name,
         "seed": cfg.seed,
         "epochs": trainer.current_epoch,
@@ -120,9 +140,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         write_json_atomic(run_dir / "metrics.json", result)
-        _log_hparams_with_results(trainer, cfg, result)
-        rank_zero_info(f"Run dir: {run_dir}\nFinal metrics: {OmegaConf.to_yaml(result['metrics']).strip()}")
+        if error is None:
+            _log_hparams_with_results(trainer, cfg, result)
+            rank_zero_info(f"Run dir: {run_dir}\nFinal metrics: {OmegaConf.to_yaml(result['metrics']).strip()}")
+    if error is not None:
+        raise error
     return result
+
+
+def _fit(trainer: L.Trainer, model, datamodule, ckpt_path: str | None, callbacks: list) -> TrainingError | None:
+    """``trainer.fit``; a stop that leaves results to record (a signal, a non-finite loss) is returned."""
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except TrainingError as e:
+        return e
+    except SIGTERMException:
+        guard = next((c for c in callbacks if isinstance(c, FaultHandling) and c.saved_to), None)
+        if guard is None:
+            raise
+        return TrainingInterrupted(guard.interruption_message(trainer), guard.signal_number)
+    return None
+
+
+def _checkpoint_bytes(model: L.LightningModule) -> int:
+    """About one checkpoint: the weights and up to two optimizer slots per weight, plus metadata."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    return 3 * weights + 2**20
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -110,9 +110,20 @@ def compose_run(config_name: str, run_dir: Path, *overrides: str) -> DictConfig:
     return cfg
 
 
-def run_cli(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_cli(module: str, *args: str, timeout: int = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python -m cnnzoo.<module> <args>`` from the repo root, output captured."""
     return subprocess.run(
         [sys.executable, "-m", f"cnnzoo.{module}", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=dict(os.environ),
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )
+
+
+def save_checkpoint(module, path: Path) -> Path:
+    """Write ``module`` (untrained is fine) as a Lightning checkpoint, as ``cnnzoo.train`` would."""
+    import lightning as L
+
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return path

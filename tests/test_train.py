@@ -144,6 +144,9 @@ def test_cli_reports_missing_data_in_one_line(tmp_path: Path):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: Sign-Language-MNIST: sign_mnist_train.csv, sign_mnist_test.csv not found in")
     assert "Traceback" not in done.stderr
+    verbose = run_cli("train", "model=asl_cnn", f"data.data_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}",
+                      env={"HYDRA_FULL_ERROR": "1"})
+    assert verbose.returncode != 0 and "Traceback" in verbose.stderr and "DataNotFoundError" in verbose.stderr
 
 
 @pytest.mark.realdata

@@ -37,7 +37,9 @@ class TensorBatches:
     """Iterable of ``(images float N x C x H x W, labels int64 N)`` batches from uint8 tensors.
 
     With ``shuffle`` the order of epoch ``e`` is a permutation seeded by ``seed + e``, so a run is
-    repeatable and a resumed run continues with the permutation it would have used.
+    repeatable and a resumed run continues with the permutation it would have used.  It is also
+    resumable in the middle of an epoch: Lightning stores ``state_dict()`` in checkpoints and hands
+    it back to ``load_state_dict()``, after which iteration continues with the next untrained batch.
     """
 
     def __init__(
@@ -61,7 +63,9 @@ class TensorBatches:
         self.images, self.labels = images, labels.long()
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
         self.transform, self.rank, self.world_size = transform, rank, world_size
-        self.epoch = start_epoch
+        self.epoch = start_epoch  # the epoch the next iteration serves
+        self._running: int | None = None  # the epoch being served, and how far
+        self._yielded, self._skip = 0, 0
         # Every rank sees the same number of samples (DistributedSampler's drop_last semantics) so
         # that DDP ranks run the same number of steps.
         self.samples = len(images) // world_size if world_size > 1 else len(images)
@@ -81,10 +85,25 @@ class TensorBatches:
             order = torch.arange(len(self.images))
         return order[self.rank :: self.world_size][: self.samples].to(self.images.device)
 
+    def state_dict(self) -> dict[str, int]:
+        """The epoch in progress and how many of its batches were handed out.  Lightning knows the
+        epoch's length from ``len()``, so it fetches a batch only when it trains on it."""
+        if self._running is None:
+            return {"epoch": self.epoch, "batches": 0}
+        return {"epoch": self._running, "batches": self._yielded}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self._skip = int(state["epoch"]), int(state["batches"])
+        if self._skip >= len(self):  # saved at the end of an epoch: go on with the next one
+            self.epoch, self._skip = self.epoch + 1, 0
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._order()
+        self._running, self._yielded = self.epoch, self._skip
         self.epoch += 1
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        first, self._skip = self._skip * self.batch_size, 0
+        for start in range(first, len(self) * self.batch_size, self.batch_size):
+            self._yielded += 1
             if order is None:
                 chunk = slice(start, min(start + self.batch_size, self.samples))
                 yield self.transform(self.images[chunk]), self.labels[chunk]

@@ -243,6 +243,20 @@ class Activation(LayerSpec):
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 
+#: Keras class name -> cnnzoo spec; a spec's fields are named as the Keras config keys.
+SPECS: dict[str, type[LayerSpec]] = {
+    "Conv2D": Conv2D,
+    "Dense": Dense,
+    "MaxPooling2D": MaxPooling2D,
+    "MaxPool2D": MaxPooling2D,
+    "AveragePooling2D": AveragePooling2D,
+    "AvgPool2D": AveragePooling2D,
+    "BatchNormalization": BatchNormalization,
+    "Dropout": Dropout,
+    "Flatten": Flatten,
+    "Activation": Activation,
+}
+
 
 # ----------------------------------------------------------------------------- blocks
 
