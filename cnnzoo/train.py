@@ -16,6 +16,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
@@ -99,6 +100,8 @@ def _log_hparams_with_results(trainer: L.Trainer, cfg: DictConfig, result: dict[
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and test) as configured; returns what is written to ``metrics.json``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     model = _model(cfg, datamodule)
