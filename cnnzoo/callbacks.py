@@ -126,7 +126,7 @@ class InputInspection(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writer = _tensorboard(trainer)
-        if writer is None or not trainer.is_global_zero:
+        if writer is None or not trainer.is_global_zero or trainer.datamodule is None:
             return
         images, labels = next(iter(trainer.datamodule.train_dataloader()))
         names = pl_module.class_names
@@ -135,13 +135,19 @@ class InputInspection(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writer = _tensorboard(trainer)
-        if writer is None or not trainer.is_global_zero:
+        if writer is None or not trainer.is_global_zero or trainer.datamodule is None:
             return
         images = next(iter(trainer.datamodule.test_dataloader()))[0][: self.feature_images].to(pl_module.device)
         net = pl_module.net
         spatial = [i for i, block in enumerate(net) if block.kind in SPATIAL_KINDS][: self.feature_layers]
-        with torch.no_grad():
-            for i in spatial:
-                maps = net[: i + 1](images)
-                title = f"{net[i].name} ({net[i].kind})"
-                writer.add_figure(f"features/{net[i].name}", feature_maps_figure(images, maps, title), trainer.global_step)
+        was_training = net.training
+        net.eval()  # inference mode: BatchNormalization must not update its moving statistics here
+        try:
+            with torch.no_grad():
+                for i in spatial:
+                    maps = net[: i + 1](images)
+                    title = f"{net[i].name} ({net[i].kind})"
+                    writer.add_figure(f"features/{net[i].name}", feature_maps_figure(images, maps, title),
+                                      trainer.global_step)
+        finally:
+            net.train(was_training)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from omegaconf import DictConfig
 
+from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cnnzoo.callbacks import InputInspection
+from cnnzoo.data import SignMNISTDataModule
 
 from cnnzoo.errors import ConfigError
 from cnnzoo.lit import ClassifierModule
@@ -183,3 +188,12 @@ def test_cpu_ddp_with_two_processes_writes_results_once(data_dir: Path, tmp_path
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch000.ckpt", "last.ckpt"]
     assert not list(run_dir.glob(".metrics.json.*"))  # no temp files left by a second writer
     assert (run_dir / "train_ddp_process_1.log").exists()  # the second process ran in the same dir
+
+
+def test_feature_maps_leave_batchnorm_statistics_alone(data_dir: Path, tmp_path: Path):
+    module = ClassifierModule("asl_cnn", 24, [1, 28, 28]).train()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    trainer = SimpleNamespace(loggers=[TensorBoardLogger(tmp_path)], is_global_zero=True, global_step=0,
+                              datamodule=SignMNISTDataModule())
+    InputInspection().on_train_end(trainer, module)  # forwards a few test images through conv/BN/pool
+    assert module.training and all(torch.equal(before[k], v) for k, v in module.state_dict().items())
