@@ -36,7 +36,9 @@ def _metrics(num_classes: int, prefix: str) -> MetricCollection:
     }
     if num_classes > 5:
         metrics["top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-    return MetricCollection(metrics, prefix=prefix)
+    # No compute groups: torchmetrics merges metrics whose states are equal after the first batch
+    # (acc and top-5 are, when that batch is all correct), and would then report top-5 as acc.
+    return MetricCollection(metrics, prefix=prefix, compute_groups=False)
 
 
 class ClassifierModule(L.LightningModule):
