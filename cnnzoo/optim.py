@@ -56,14 +56,15 @@ class KerasRMSprop(_KerasOptimizer):
         velocities = [self._state(p, "velocity") for p in params]
         torch._foreach_mul_(velocities, group["rho"])
         torch._foreach_addcmul_(velocities, grads, grads, value=1 - group["rho"])
-        denominators = torch._foreach_sqrt(torch._foreach_add(velocities, group["epsilon"]))
-        increments = torch._foreach_div(torch._foreach_mul(grads, group["lr"]), denominators)
+        denominators = torch._foreach_add(velocities, group["epsilon"])
+        torch._foreach_sqrt_(denominators)  # in place: one temporary per step, not three
         if group["momentum"] > 0:
             momenta = [self._state(p, "momentum") for p in params]
             torch._foreach_mul_(momenta, group["momentum"])
-            torch._foreach_add_(momenta, increments)
-            increments = momenta
-        torch._foreach_sub_(params, increments)
+            torch._foreach_addcdiv_(momenta, grads, denominators, value=group["lr"])
+            torch._foreach_sub_(params, momenta)
+        else:
+            torch._foreach_addcdiv_(params, grads, denominators, value=-group["lr"])
 
 
 class KerasAdam(_KerasOptimizer):
@@ -83,7 +84,8 @@ class KerasAdam(_KerasOptimizer):
         torch._foreach_lerp_(ms, grads, 1 - b1)
         torch._foreach_mul_(vs, b2)
         torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
-        denominators = torch._foreach_add(torch._foreach_sqrt(vs), group["epsilon"])
+        denominators = torch._foreach_sqrt(vs)
+        torch._foreach_add_(denominators, group["epsilon"])
         torch._foreach_addcdiv_(params, ms, denominators, value=-alpha)
 
 

@@ -35,10 +35,9 @@ Options for the in-process contenders: ``threads=N`` (torch.set_num_threads), ``
 network and batches), ``compile=1`` (torch.compile of the network, inductor; the ragged last batch
 runs eagerly), ``mkldnn=0`` (oneDNN off), ``env=NAME=VALUE+NAME=VALUE`` (run the contender in a
 ``bench.py --serve`` subprocess with these environment variables, e.g. ``OMP_WAIT_POLICY``).
-Hand loop only: ``opt=foreach|fast|forloop`` (cnnzoo's optimizer / an in-place variant / a
-per-parameter Python loop).  cnnzoo only:
+Hand loop only: ``opt=foreach|forloop`` (cnnzoo's optimizer / a per-parameter Python loop).  cnnzoo only:
 ``pbar=N`` (progress-bar refresh rate, 0 disables it), ``metrics=torchmetrics|novalidate|cm|acc|none``
-(how train metrics are updated per step), ``steplog=0|1`` (log train/loss on_step), ``opt=fast``.
+(how train metrics are updated per step), ``steplog=0|1`` (log train/loss on_step).
 
 Besides throughput the run reports (``--no-extras`` skips them): peak resident memory of a
 ``python -m cnnzoo.train model=asl_cnn trainer.max_epochs=1 +trainer.limit_train_batches=N`` run
@@ -216,41 +215,6 @@ def torch_settings(spec: Spec):
 # --------------------------------------------------------------------------- optimizers (prototypes)
 
 
-def fast_optimizer_class(name: str):
-    """cnnzoo's Keras optimizer with its update written in place (fewer temporaries per step):
-    same math; ``addcdiv_`` applies ``lr * g / sqrt(v + eps)`` in one pass."""
-    import torch
-
-    from cnnzoo.optim import KerasAdam, KerasRMSprop
-
-    class FastKerasRMSprop(KerasRMSprop):
-        def _update(self, group, params, grads):
-            if group["momentum"] > 0:
-                return super()._update(group, params, grads)
-            velocities = [self._state(p, "velocity") for p in params]
-            torch._foreach_mul_(velocities, group["rho"])
-            torch._foreach_addcmul_(velocities, grads, grads, value=1 - group["rho"])
-            denominators = torch._foreach_add(velocities, group["epsilon"])
-            torch._foreach_sqrt_(denominators)
-            torch._foreach_addcdiv_(params, grads, denominators, value=-group["lr"])
-
-    class FastKerasAdam(KerasAdam):
-        def _update(self, group, params, grads):
-            group["step"] += 1
-            b1, b2, t = group["beta_1"], group["beta_2"], group["step"]
-            alpha = group["lr"] * (1 - b2**t) ** 0.5 / (1 - b1**t)
-            ms = [self._state(p, "m") for p in params]
-            vs = [self._state(p, "v") for p in params]
-            torch._foreach_lerp_(ms, grads, 1 - b1)
-            torch._foreach_mul_(vs, b2)
-            torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
-            denominators = torch._foreach_sqrt(vs)
-            torch._foreach_add_(denominators, group["epsilon"])
-            torch._foreach_addcdiv_(params, ms, denominators, value=-alpha)
-
-    return {"rmsprop": FastKerasRMSprop, "adam": FastKerasAdam}[name]
-
-
 def forloop_optimizer_class(name: str):
     """cnnzoo's Keras optimizer math written as a per-parameter Python loop (what foreach avoids)."""
     import torch
@@ -284,8 +248,6 @@ def make_optimizer(params, options: dict, variant: str = "foreach"):
 
     options = dict(options)
     name = options.pop("name")
-    if variant == "fast":
-        return fast_optimizer_class(name)(params, **options)
     if variant == "forloop":
         return forloop_optimizer_class(name)(params, **options)
     return create_optimizer(params, name, **options)
@@ -970,7 +932,7 @@ def bench_micro(tmp: Path) -> dict:
 
         out["confusion_bincount_update_us"] = per_call(cm_update)
         for model, opt in (("asl_cnn", {"name": "rmsprop"}), ("mnist_cnn", {"name": "adam"})):
-            for variant in ("foreach", "fast", "forloop"):
+            for variant in ("foreach", "forloop"):
                 net = create(model)
                 for p in net.parameters():
                     p.grad = torch.randn_like(p) * 1e-3
