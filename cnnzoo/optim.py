@@ -1,4 +1,4 @@
-"""Optimizers by Keras name with Keras' defaults and Keras' update rules.
+"""Optimizers by Keras name with Keras' defaults and Keras' update rules; learning-rate schedules.
 
 The notebooks compile with ``optimizer='adam'`` or no optimizer at all (Keras then uses RMSprop).
 PyTorch's RMSprop and Adam differ from Keras in where epsilon enters:
@@ -12,12 +12,17 @@ PyTorch's RMSprop and Adam differ from Keras in where epsilon enters:
 SGD (with or without momentum/Nesterov) has the same trajectory in both for a constant learning
 rate, so torch's own is used.  Config fields keep Keras' names (``rho``, ``epsilon``, ``beta_1``...)
 apart from ``lr`` (Keras' ``learning_rate``).
+
+The notebooks train at a constant learning rate.  The "beat it" recipes step a schedule every
+batch: ``onecycle`` (torch's OneCycleLR) or ``cosine`` (linear warm-up, then cosine decay to 0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+
+import math
 
 import torch
 
@@ -104,3 +109,39 @@ def create_optimizer(params: Iterable, name: str, **options: Any) -> torch.optim
         return OPTIMIZERS[name](params, **options)
     except TypeError as e:
         raise ConfigError(f"optimizer ({name}): {e}") from None
+
+
+def _onecycle(optimizer: torch.optim.Optimizer, total_steps: int, max_lr: float | None = None,
+              pct_start: float = 0.25, div_factor: float = 25.0, final_div_factor: float = 1e4):
+    """OneCycleLR peaking at ``max_lr`` (default: the optimizer's ``lr``); momentum is not cycled,
+    since the Keras optimizers keep theirs under Keras' names."""
+    max_lr = max_lr if max_lr is not None else optimizer.param_groups[0]["lr"]
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start,
+                                               div_factor=div_factor, final_div_factor=final_div_factor,
+                                               cycle_momentum=False)
+
+
+def _cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.0):
+    """Linear warm-up over the first ``warmup`` fraction of the steps, then cosine decay to 0."""
+    warmup_steps = int(warmup * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+SCHEDULERS = {"onecycle": _onecycle, "cosine": _cosine}
+
+
+def create_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, name: str, **options: Any):
+    """The per-step schedule called ``name`` over ``total_steps`` optimizer steps."""
+    if name not in SCHEDULERS:
+        raise ConfigError(f"model.scheduler.name={name!r}: unknown schedule, expected one of {', '.join(sorted(SCHEDULERS))}")
+    try:
+        return SCHEDULERS[name](optimizer, total_steps, **options)
+    except TypeError as e:
+        raise ConfigError(f"model.scheduler ({name}): {e}") from None

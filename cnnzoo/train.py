@@ -63,7 +63,8 @@ def _model(cfg: DictConfig, datamodule) -> ClassifierModule:
     data_config = OmegaConf.to_container(cfg.data, resolve=True)
     if cfg.get("keras_model"):
         optimizer = OmegaConf.to_container(cfg.model.optimizer, resolve=True)
-        model = ClassifierModule.from_keras(cfg.keras_model, optimizer, list(datamodule.class_names), data_config)
+        model = ClassifierModule.from_keras(cfg.keras_model, optimizer, list(datamodule.class_names), data_config,
+                                            channels_last=cfg.channels_last)
         check_fits(model, datamodule)
         return model
     _check_model_fits_data(cfg.model, datamodule)
@@ -73,6 +74,7 @@ def _model(cfg: DictConfig, datamodule) -> ClassifierModule:
         input_shape=list(datamodule.input_shape),
         class_names=list(datamodule.class_names),
         data_config=data_config,
+        channels_last=cfg.channels_last,
         _convert_="all",
         _recursive_=False,  # data_config keeps its _target_ as a record, it is not instantiated here
     )

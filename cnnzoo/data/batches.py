@@ -3,8 +3,9 @@
 The datasets are a few tens of MB of uint8, so the per-sample ``Dataset.__getitem__`` + collate
 path of a ``DataLoader`` is pure overhead.  ``TensorBatches`` keeps the uint8 images on one device
 (the GPU when training there), draws a shuffled index tensor per epoch, gathers each batch with one
-indexing op and converts/scales it with one vectorised op.  It is a plain iterable with ``len``,
-which Lightning accepts as a dataloader; under DDP each rank takes its own shard.
+indexing op and converts/scales it with one vectorised op (training batches may then be augmented
+by one more, ``cnnzoo.data.augment``).  It is a plain iterable with ``len``, which Lightning
+accepts as a dataloader; under DDP each rank takes its own shard.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class TensorBatches:
         seed: int = 0,
         drop_last: bool = False,
         transform: BatchTransform = Preprocess(),
+        augment: BatchTransform | None = None,
         rank: int = 0,
         world_size: int = 1,
         start_epoch: int = 0,
@@ -62,7 +64,7 @@ class TensorBatches:
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels.long()
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
-        self.transform, self.rank, self.world_size = transform, rank, world_size
+        self.transform, self.augment, self.rank, self.world_size = transform, augment, rank, world_size
         self.epoch = start_epoch  # the epoch the next iteration serves
         self._running: int | None = None  # the epoch being served, and how far
         self._yielded, self._skip = 0, 0
@@ -105,8 +107,8 @@ class TensorBatches:
         for start in range(first, len(self) * self.batch_size, self.batch_size):
             self._yielded += 1
             if order is None:
-                chunk = slice(start, min(start + self.batch_size, self.samples))
-                yield self.transform(self.images[chunk]), self.labels[chunk]
+                index = slice(start, min(start + self.batch_size, self.samples))
             else:
                 index = order[start : start + self.batch_size]
-                yield self.transform(self.images[index]), self.labels[index]
+            images = self.transform(self.images[index])
+            yield (self.augment(images) if self.augment else images), self.labels[index]

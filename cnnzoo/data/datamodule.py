@@ -17,6 +17,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from cnnzoo.data.augment import create_augmentation
 from cnnzoo.data.batches import Preprocess, TensorBatches
 from cnnzoo.data.sources import FASHION_MNIST, MNIST, SIGN_MNIST, CsvDataset, IdxDataset, default_data_dir
 from cnnzoo.errors import ConfigError
@@ -41,6 +42,7 @@ class InMemoryDataModule(L.LightningDataModule):
         seed: int = 42,
         drop_last: bool = False,
         download: bool = True,
+        augment: dict[str, float | bool] | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
@@ -48,6 +50,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.validation = self.default_validation if validation == "default" else _check_validation(validation)
         self.size = _check_size(resize) or self.image_size
         self.preprocess = Preprocess(self.size, **_check_normalize(normalize))
+        self.augment = create_augmentation(augment)  # training batches only
         self.seed, self.drop_last, self.download = seed, drop_last, download
         self.splits: dict[str, Split] = {}
 
@@ -89,7 +92,7 @@ class InMemoryDataModule(L.LightningDataModule):
             if self.validation == "test":
                 self.splits["val"] = (test_x, test_y)
 
-    def _batches(self, split: str, shuffle: bool = False, drop_last: bool = False) -> TensorBatches:
+    def _batches(self, split: str, shuffle: bool = False, drop_last: bool = False, augment=None) -> TensorBatches:
         self.setup()
         images, labels = self.splits[split]
         trainer = self.trainer
@@ -104,13 +107,14 @@ class InMemoryDataModule(L.LightningDataModule):
             seed=self.seed,
             drop_last=drop_last,
             transform=self.preprocess,
+            augment=augment,
             rank=trainer.global_rank if trainer is not None else 0,
             world_size=trainer.world_size if trainer is not None else 1,
             start_epoch=trainer.current_epoch if trainer is not None else 0,
         )
 
     def train_dataloader(self) -> TensorBatches:
-        return self._batches("train", shuffle=True, drop_last=self.drop_last)
+        return self._batches("train", shuffle=True, drop_last=self.drop_last, augment=self.augment)
 
     def val_dataloader(self) -> TensorBatches | list:
         return self._batches("val") if self.has_validation else []

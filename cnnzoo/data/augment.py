@@ -1,0 +1,63 @@
+"""Random affine augmentation of a whole batch at once, on the batch's device.
+
+Keras' ``ImageDataGenerator(rotation_range, zoom_range, width_shift_range, height_shift_range,
+horizontal_flip)`` (the ASL course's augmentation) transforms one image at a time on the CPU.  Here
+each sample of a batch gets its own random rotation, zoom, shift and flip, but the batch is warped
+by one ``affine_grid`` + ``grid_sample`` call, so augmentation costs one op per batch and runs
+wherever the batch lives (the GPU when training there).  Pixels brought in from outside the image
+repeat the nearest edge pixel, Keras' default ``fill_mode='nearest'``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from cnnzoo.errors import ConfigError
+
+
+class RandomAffine:
+    """Per-sample random rotation (degrees, uniform in ``±rotation``), zoom (scale uniform in
+    ``[1 - zoom, 1 + zoom]``), shift (fraction of width/height, uniform in ``±shift``) and, with
+    ``hflip``, a left-right flip with probability 1/2.  Draws from torch's global generator, which
+    ``seed`` fixes and checkpoints save, so augmented runs repeat and resume exactly."""
+
+    def __init__(self, rotation: float = 0.0, zoom: float = 0.0, shift: float = 0.0, hflip: bool = False) -> None:
+        for field, value, upper in (("rotation", rotation, 180), ("zoom", zoom, 1), ("shift", shift, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < upper:
+                raise ConfigError(f"data.augment.{field}={value!r}: expected a number in [0, {upper})")
+        if not isinstance(hflip, bool):
+            raise ConfigError(f"data.augment.hflip={hflip!r}: expected true or false")
+        self.rotation, self.zoom, self.shift, self.hflip = float(rotation), float(zoom), float(shift), hflip
+
+    def __repr__(self) -> str:
+        return f"RandomAffine(rotation={self.rotation}, zoom={self.zoom}, shift={self.shift}, hflip={self.hflip})"
+
+    def _uniform(self, n: int, half_width: float, device: torch.device) -> torch.Tensor:
+        return (torch.rand(n).mul_(2).sub_(1).mul_(half_width)).to(device)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        n, device = len(images), images.device
+        angle = self._uniform(n, math.radians(self.rotation), device)
+        scale = 1.0 + self._uniform(n, self.zoom, device)  # output pixel -> input pixel: >1 zooms out
+        cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+        flip = torch.where(torch.rand(n) < 0.5, -1.0, 1.0).to(device) if self.hflip else torch.ones(n, device=device)
+        # affine_grid works in [-1, 1] coordinates: a shift by a fraction f of the size is 2f.
+        theta = torch.stack([
+            torch.stack([cos * flip, -sin, 2 * self._uniform(n, self.shift, device)], dim=1),
+            torch.stack([sin * flip, cos, 2 * self._uniform(n, self.shift, device)], dim=1),
+        ], dim=1)
+        grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def create_augmentation(options: dict | None) -> RandomAffine | None:
+    """``data.augment`` (null or a mapping of RandomAffine's fields) -> the augmentation or None."""
+    if not options:
+        return None
+    unknown = set(options) - {"rotation", "zoom", "shift", "hflip"}
+    if unknown:
+        raise ConfigError(f"data.augment.{sorted(unknown)[0]}: unknown field; expected rotation, zoom, shift, hflip")
+    return RandomAffine(**options)

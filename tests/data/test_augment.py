@@ -1,0 +1,86 @@
+"""Batch augmentation: identity when switched off, random per sample, label-preserving geometry,
+repeatable from the seed, training batches only, and clear errors for bad ``data.augment`` fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnzoo.data import SignMNISTDataModule
+from cnnzoo.data.augment import RandomAffine, create_augmentation
+from cnnzoo.errors import ConfigError
+
+
+def _images(n: int = 16) -> torch.Tensor:
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+
+def test_zero_ranges_are_the_identity():
+    images = _images()
+    assert torch.allclose(RandomAffine()(images), images, atol=1e-5)  # float32 grid arithmetic
+
+
+def test_every_sample_gets_its_own_transform_within_the_input_range():
+    images = _images(1).repeat(8, 1, 1, 1)
+    torch.manual_seed(0)
+    out = RandomAffine(rotation=10, zoom=0.1, shift=0.1)(images)
+    assert out.shape == images.shape and out.dtype == images.dtype
+    assert len({tuple(sample.flatten()[:50].tolist()) for sample in out}) == 8  # all different
+    assert out.min() >= images.min() - 1e-6 and out.max() <= images.max() + 1e-6  # bilinear, edge fill
+
+
+def test_a_shift_moves_the_content_and_fills_with_the_edge():
+    image = torch.zeros(1, 1, 28, 28)
+    image[..., 10:14, 10:14] = 1.0
+    out = RandomAffine(shift=0.25)  # draws one shift; check it against the moved square's centre
+    torch.manual_seed(1)
+    shifted = out(image)
+    mass = shifted[0, 0]
+    rows, cols = torch.nonzero(mass > 0.5, as_tuple=True)
+    assert len(rows) > 0 and (rows.float().mean() - 11.5).abs() <= 7 and (cols.float().mean() - 11.5).abs() <= 7
+    assert torch.isclose(shifted.sum(), image.sum(), rtol=0.15)  # moved, not destroyed
+
+
+def test_hflip_mirrors_about_half_the_batch():
+    image = torch.zeros(1, 1, 28, 28)
+    image[..., :, :4] = 1.0  # a bar on the left edge
+    torch.manual_seed(0)
+    out = RandomAffine(hflip=True)(image.repeat(200, 1, 1, 1))
+    mirrored = (out[:, 0, :, -4:].mean(dim=(1, 2)) > 0.99).sum().item()
+    kept = (out[:, 0, :, :4].mean(dim=(1, 2)) > 0.99).sum().item()
+    assert mirrored + kept == 200 and 70 < mirrored < 130
+
+
+def test_the_seed_fixes_the_augmentation():
+    images, augment = _images(), RandomAffine(rotation=15, zoom=0.2, shift=0.1, hflip=True)
+    torch.manual_seed(5)
+    first = augment(images)
+    torch.manual_seed(5)
+    assert torch.equal(first, augment(images))
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"rotation": -1}, r"data.augment.rotation=-1: expected a number in \[0, 180\)"),
+    ({"zoom": 1.5}, r"data.augment.zoom=1.5: expected a number in \[0, 1\)"),
+    ({"shift": "a"}, r"data.augment.shift='a': expected a number in \[0, 1\)"),
+    ({"hflip": "yes"}, r"data.augment.hflip='yes': expected true or false"),
+    ({"shear": 0.1}, r"data.augment.shear: unknown field; expected rotation, zoom, shift, hflip"),
+])
+def test_bad_fields_are_one_line_errors(options: dict, message: str):
+    with pytest.raises(ConfigError, match=message):
+        create_augmentation(options)
+
+
+def test_only_training_batches_are_augmented(data_dir: Path):
+    plain = SignMNISTDataModule(data_dir=data_dir, batch_size=8)
+    augmented = SignMNISTDataModule(data_dir=data_dir, batch_size=8, augment={"rotation": 20, "shift": 0.1})
+    for dm in (plain, augmented):
+        dm.setup()
+    torch.manual_seed(0)
+    train_plain, train_aug = next(iter(plain.train_dataloader())), next(iter(augmented.train_dataloader()))
+    assert torch.equal(train_plain[1], train_aug[1]) and not torch.allclose(train_plain[0], train_aug[0])
+    for loader in ("val_dataloader", "test_dataloader"):
+        a, b = next(iter(getattr(plain, loader)())), next(iter(getattr(augmented, loader)()))
+        assert torch.equal(a[0], b[0])

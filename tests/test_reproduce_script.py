@@ -1,0 +1,42 @@
+"""``scripts/reproduce.py`` end to end on tiny generated data: it runs each recipe/seed once, keeps
+completed runs on a second call, and writes the results table from the runs' ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def _reproduce(data_dir: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO / "scripts" / "reproduce.py"), "--out", str(tmp_path / "runs"),
+               "--doc", str(tmp_path / "docs" / "results.md"), "--only", "fashion_mlp", *args,
+               "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "data.batch_size=8"]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "CNNZOO_DATA_DIR": str(data_dir)})
+
+
+def test_runs_every_seed_once_and_reports_from_metrics_files(data_dir: Path, tmp_path: Path):
+    done = _reproduce(data_dir, tmp_path, "--seeds", "1,2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "4 runs to do" in done.stdout
+    metrics = {path.parent.parent.name + "/" + path.parent.name: json.loads(path.read_text())
+               for path in (tmp_path / "runs").glob("*/seed*/metrics.json")}
+    assert sorted(metrics) == ["fashion_mlp/seed1", "fashion_mlp/seed2", "fashion_mlp_best/seed1", "fashion_mlp_best/seed2"]
+    assert all(m["status"] == "completed" for m in metrics.values())
+    assert metrics["fashion_mlp/seed1"]["seed"] == 1
+
+    table = (tmp_path / "docs" / "results.md").read_text()
+    accs = sorted(100 * m["metrics"]["test"]["acc"] for k, m in metrics.items() if k.startswith("fashion_mlp/"))
+    row = next(line for line in table.splitlines() if line.startswith("| fashion_mlp |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:5] == ["87.59", "87.09", f"{sum(accs) / 2:.2f}"]  # notebook, bound, median
+    assert cells[5:7] == [f"{accs[0]:.2f}", f"{accs[1]:.2f}"] and cells[8] == "2"
+    assert cells[-1] == ("yes" if sum(accs) / 2 >= 87.09 else "**no**")
+    assert "| asl_cnn | val | 95.00 | 94.50 | not run yet |" in table
+
+    again = _reproduce(data_dir, tmp_path, "--seeds", "1,2")
+    assert again.returncode == 0 and "0 runs to do" in again.stdout
