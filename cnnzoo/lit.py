@@ -3,7 +3,8 @@
 The network itself is a plain ``nn.Module`` from ``cnnzoo.models.create`` returning logits; this
 module adds what Keras' ``compile``/``fit`` add: the loss (cross-entropy on logits, equal to Keras'
 categorical cross-entropy on softmax outputs), the optimizer by Keras name with Keras defaults, and
-metrics (torchmetrics, aggregated per epoch so logging never syncs every step).  Everything needed to
+metrics aggregated per epoch so logging never syncs every step (training: ``cnnzoo.metrics``, one
+confusion-matrix update per step; validation and test: torchmetrics).  Everything needed to
 rebuild the network, and the data config it was trained with, is saved as hyperparameters, so a
 checkpoint alone restores the model and says which data and preprocessing it expects.
 
@@ -25,6 +26,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from cnnzoo.errors import ConfigError, ModelError
+from cnnzoo.metrics import ClassCounts
 from cnnzoo.models import build_sequential, create, summary
 from cnnzoo.models.layers import SPECS
 from cnnzoo.optim import create_optimizer, create_scheduler
@@ -77,13 +79,14 @@ class ClassifierModule(L.LightningModule):
         self.scheduler_options = dict(scheduler) if scheduler else None
         self.label_smoothing = float(label_smoothing)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
-        self.train_metrics = _metrics(num_classes, "train/")
+        self.train_counts = ClassCounts(num_classes)  # train/acc, f1, top5 at each epoch's end
         self.val_metrics = _metrics(num_classes, "val/")
         self.test_metrics = _metrics(num_classes, "test/")
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         # The running epoch aggregates of training go into checkpoints, so that a run resumed in
         # the middle of an epoch reports the same epoch metrics as one that was never stopped.
-        self.train_metrics.persistent(True)
+        self.train_counts.persistent(True)
+        self._counts_epoch: int | None = None  # the epoch train_counts belong to
         self.train_loss.persistent(True)
 
     @classmethod
@@ -112,15 +115,18 @@ class ClassifierModule(L.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
-        metrics, mean_loss = getattr(self, f"{stage}_metrics"), getattr(self, f"{stage}_loss")
-        metrics.update(logits, labels)
+        mean_loss = getattr(self, f"{stage}_loss")
         mean_loss.update(loss.detach(), weight=len(labels))
-        if stage == "train":
-            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         # Epoch values come from torchmetrics states (synchronised across DDP ranks once per epoch).
-        self.log(f"{stage}/loss_epoch" if stage == "train" else f"{stage}/loss", mean_loss,
-                 on_step=False, on_epoch=True, prog_bar=stage != "train")
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "test")
+        if stage == "train":
+            self.train_counts.update(logits.detach(), labels)
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+            self.log("train/loss_epoch", mean_loss, on_step=False, on_epoch=True)
+        else:
+            metrics = getattr(self, f"{stage}_metrics")
+            metrics.update(logits, labels)
+            self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
+            self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "test")
         return {"loss": loss, "logits": logits.detach()}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -146,16 +152,29 @@ class ClassifierModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_train_epoch_end(self) -> None:
-        """The learning rate of the epoch (``train/lr``), so schedules show next to the loss."""
+        """The epoch's training metrics (already summed across DDP ranks by ``compute``) and its
+        final learning rate (``train/lr``), so schedules show next to the loss."""
+        values = {f"train/{name}": value for name, value in self.train_counts.compute().items()}
+        self.log_dict(values, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train/lr", float(self.optimizers().param_groups[0]["lr"]), on_step=False, on_epoch=True)
+
+    def on_train_epoch_start(self) -> None:
+        """A new epoch counts from zero; counts restored from a checkpoint of this same epoch (a
+        mid-epoch resume) go on, those of an epoch that had finished (a checkpoint written after
+        validation) are dropped."""
+        if self._counts_epoch != self.current_epoch:
+            self.train_counts.reset()
+        self._counts_epoch = self.current_epoch
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Random state too, so dropout masks after a resume are those of an uninterrupted run."""
+        checkpoint["train_counts_epoch"] = self._counts_epoch
         checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._counts_epoch = checkpoint.get("train_counts_epoch")
         states = checkpoint.get("rng_states", {})
         if "torch" in states:
             torch.set_rng_state(states["torch"])

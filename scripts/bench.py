@@ -17,13 +17,13 @@ Contenders (``--contenders``, comma separated; ``kind[:key=value;key=value]`` ad
                     ClassifierModule, callbacks, TensorBoard logger, Trainer) for one epoch, a timing
                     callback added.  Validation runs outside the timed window (capped at
                     ``--val-batches`` batches to keep the benchmark short).
-* ``cnnzoo_tuned``  the same, with changes this benchmark measured prototyped here (a
-                    ``ClassifierModule`` subclass and config overrides; cnnzoo itself is not changed):
-                    1 intra-op thread, channels_last, train metrics from one confusion-matrix bincount.
+* ``cnnzoo_tuned``  the same with ``threads=1``; ``cnnzoo_before``: without channels_last and with
+                    per-step torchmetrics train updates (cnnzoo before they were measured here).
 * ``hand``          a minimal PyTorch loop over the same ``TensorBatches``, network and optimizer
                     (torch defaults: one intra-op thread per core, NCHW, eager).
-* ``hand_best``     the hand loop with 1 thread and channels_last (fastest whenever other jobs load
-                    the CPU); ``hand_passive``: channels_last, all cores, OMP_WAIT_POLICY=PASSIVE.
+* ``hand_cl``       the hand loop with channels_last (the layout cnnzoo uses); ``hand_best``: with 1
+                    thread and channels_last (fastest whenever other jobs load the CPU);
+                    ``hand_passive``: channels_last, all cores, OMP_WAIT_POLICY=PASSIVE.
 * ``naive``         the Lightning baseline a user writes: ``DataLoader(TensorDataset)`` with the default
                     collate, progress bar, ``self.log(on_step=True, prog_bar=True)`` of loss and accuracy.
 * ``keras3_torch``  Keras 3 ``model.fit`` on the torch backend (subprocess, this interpreter).
@@ -36,8 +36,9 @@ network and batches), ``compile=1`` (torch.compile of the network, inductor; the
 runs eagerly), ``mkldnn=0`` (oneDNN off), ``env=NAME=VALUE+NAME=VALUE`` (run the contender in a
 ``bench.py --serve`` subprocess with these environment variables, e.g. ``OMP_WAIT_POLICY``).
 Hand loop only: ``opt=foreach|forloop`` (cnnzoo's optimizer / a per-parameter Python loop).  cnnzoo only:
-``pbar=N`` (progress-bar refresh rate, 0 disables it), ``metrics=torchmetrics|novalidate|cm|acc|none``
-(how train metrics are updated per step), ``steplog=0|1`` (log train/loss on_step).
+``pbar=N`` (progress-bar refresh rate, 0 disables it), ``metrics=cnnzoo|torchmetrics|novalidate|acc|none``
+(how train metrics are updated per step: cnnzoo's ClassCounts, or torchmetrics' three classes),
+``steplog=0|1`` (log train/loss on_step), ``cl=0|1`` (cnnzoo's ``channels_last`` setting).
 
 Besides throughput the run reports (``--no-extras`` skips them): peak resident memory of a
 ``python -m cnnzoo.train model=asl_cnn trainer.max_epochs=1 +trainer.limit_train_batches=N`` run
@@ -81,15 +82,17 @@ MODELS = {
     "mnist_cnn": {"batch_size": 64, "optimizer": "adam", "data": "MNIST"},
     "fashion_cnn": {"batch_size": 32, "optimizer": "adam", "data": "Fashion-MNIST"},
 }
-# Settings found fastest on the shared 2-core CPU this was written on (see the report): one intra-op
-# thread (libgomp's spin-waiting makes 2 threads collapse whenever another job takes a core),
-# channels_last, and for cnnzoo a confusion-matrix bincount instead of three torchmetrics updates.
+# Settings found fastest on the shared 2-core CPU this was written on (see docs/performance.md): one
+# intra-op thread (libgomp's spin-waiting makes 2 threads collapse whenever another job takes a core)
+# and channels_last.  cnnzoo_before is cnnzoo as it was before channels_last and ClassCounts.
 ALIASES = {
+    "hand_cl": "hand:cl=1",
     "hand_best": "hand:threads=1;cl=1",
     "hand_passive": "hand:cl=1;env=OMP_WAIT_POLICY=PASSIVE",
-    "cnnzoo_tuned": "cnnzoo:threads=1;cl=1;metrics=cm",
+    "cnnzoo_tuned": "cnnzoo:threads=1",
+    "cnnzoo_before": "cnnzoo:cl=0;metrics=torchmetrics",
 }
-DEFAULT_CONTENDERS = ["cnnzoo", "cnnzoo_tuned", "hand", "hand_best", "naive", "keras3_torch", "keras3_tf", "tf_keras2"]
+DEFAULT_CONTENDERS = ["cnnzoo", "cnnzoo_before", "hand", "hand_cl", "hand_best", "naive", "keras3_torch", "keras3_tf", "tf_keras2"]
 KINDS = ("cnnzoo", "hand", "naive", "keras3_torch", "keras3_tf", "tf_keras2")
 KERAS_BACKENDS = {"keras3_torch": "torch", "keras3_tf": "tensorflow", "tf_keras2": "tf_keras"}
 TF_KINDS = ("keras3_tf", "tf_keras2")
@@ -422,7 +425,7 @@ def tuned_module_class():
     import torch
     import torch.nn.functional as F
 
-    from cnnzoo.lit import ClassifierModule
+    from cnnzoo.lit import ClassifierModule, _metrics
 
     class TunedClassifierModule(ClassifierModule):
         bench_options: dict[str, str] = {}
@@ -430,25 +433,18 @@ def tuned_module_class():
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             options = type(self).bench_options
-            self.channels_last = options.get("cl", "0") == "1"
-            self.metrics_mode = options.get("metrics", "torchmetrics")
+            self.metrics_mode = options.get("metrics", "cnnzoo")
             self.step_log = options.get("steplog", "1") == "1"
             self.optimizer_variant = options.get("opt", "foreach")
-            if self.channels_last:
-                self.net = self.net.to(memory_format=torch.channels_last)
             self.compiled = torch.compile(self.net) if options.get("compile", "0") == "1" else None
+            self.bench_metrics = _metrics(self.hparams.num_classes, "bench_train/")  # per-step torchmetrics variants
             if self.metrics_mode == "novalidate":
-                for metric in self.train_metrics.values():
+                for metric in self.bench_metrics.values():
                     metric.validate_args = False
-            num_classes = self.hparams.num_classes
-            self.register_buffer("train_confusion", torch.zeros(num_classes * num_classes, dtype=torch.long),
-                                 persistent=False)
-            self.register_buffer("train_top5", torch.zeros((), dtype=torch.long), persistent=False)
             self.batch_size_full = None
 
         def forward(self, images):
-            if self.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
+            images = images.contiguous(memory_format=self.memory_format)
             if self.compiled is not None and self.training:
                 if self.batch_size_full is None:
                     self.batch_size_full = len(images)
@@ -461,37 +457,17 @@ def tuned_module_class():
             logits = self(images)
             loss = F.cross_entropy(logits, labels)
             mode = self.metrics_mode
-            if mode in ("torchmetrics", "novalidate"):
-                self.train_metrics.update(logits, labels)
-                self.log_dict(self.train_metrics, on_step=False, on_epoch=True, prog_bar=True)
+            if mode == "cnnzoo":  # cnnzoo's own: one ClassCounts update, metrics at epoch end
+                self.train_counts.update(logits.detach(), labels)
+            elif mode in ("torchmetrics", "novalidate"):
+                self.bench_metrics.update(logits, labels)
+                self.log_dict(self.bench_metrics, on_step=False, on_epoch=True, prog_bar=True)
             elif mode == "acc":
-                self.train_metrics["acc"].update(logits, labels)
-                self.log("train/acc", self.train_metrics["acc"], on_step=False, on_epoch=True, prog_bar=True)
-            elif mode == "cm":  # one bincount per step; acc, macro F1 and top-5 derived at epoch end
-                with torch.no_grad():
-                    c = self.hparams.num_classes
-                    self.train_confusion += torch.bincount(labels * c + logits.argmax(1), minlength=c * c)
-                    if c > 5:
-                        self.train_top5 += (logits.topk(5, dim=1).indices == labels[:, None]).any(1).sum()
+                self.bench_metrics["acc"].update(logits, labels)
+                self.log("bench_train/acc", self.bench_metrics["acc"], on_step=False, on_epoch=True, prog_bar=True)
             self.log("train/loss", loss, on_step=self.step_log, on_epoch=True, prog_bar=True,
                      batch_size=len(labels))
             return loss
-
-        def on_train_epoch_end(self) -> None:
-            super().on_train_epoch_end()
-            if self.metrics_mode == "cm":
-                c = self.hparams.num_classes
-                cm = self.train_confusion.view(c, c).double()  # rows: target, columns: predicted
-                total = cm.sum().clamp(min=1)
-                tp = cm.diagonal()
-                f1 = 2 * tp / (cm.sum(0) + cm.sum(1)).clamp(min=1)
-                present = (cm.sum(0) + cm.sum(1)) > 0  # torchmetrics' macro F1 leaves absent classes out
-                values = {"train/acc": tp.sum() / total, "train/f1": f1[present].mean()}
-                if c > 5:
-                    values["train/top5"] = self.train_top5 / total
-                self.log_dict({k: v.float() for k, v in values.items()}, prog_bar=True)
-                self.train_confusion.zero_()
-                self.train_top5.zero_()
 
         def configure_optimizers(self):
             return make_optimizer(self.parameters(), self.optimizer_options, self.optimizer_variant)
@@ -514,7 +490,7 @@ def __getattr__(name: str):  # noqa: N807 - lets Hydra's _locate find bench.Tune
 class CnnzooFit(Contender):
     """``cnnzoo.train.train(cfg)`` for one epoch (``test=false``) with a StepTimer callback added."""
 
-    TUNED_KEYS = ("cl", "metrics", "steplog", "opt", "compile")
+    TUNED_KEYS = ("metrics", "steplog", "opt", "compile")
 
     def __init__(self, spec: Spec, data: ModelData, warmup: int, tmp: Path, limit_batches: int | None,
                  val_batches: int | None) -> None:
@@ -537,6 +513,8 @@ class CnnzooFit(Contender):
             else:
                 self.overrides += ["+callbacks.progress_bar._target_=lightning.pytorch.callbacks.TQDMProgressBar",
                                    f"+callbacks.progress_bar.refresh_rate={rate}"]
+        if "cl" in spec.options:
+            self.overrides.append(f"channels_last={'true' if spec.options['cl'] == '1' else 'false'}")
         self.tuned = {k: v for k, v in spec.options.items() if k in self.TUNED_KEYS}
         if self.tuned:
             self.overrides.append(f"model._target_={module}.TunedClassifierModule")

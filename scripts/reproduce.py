@@ -9,8 +9,10 @@ Usage (real data in ``CNNZOO_DATA_DIR``; runs go to ``outputs/reproduce/<recipe>
 
 Each run is ``python -m cnnzoo.train <recipe overrides> seed=N hydra.run.dir=<run dir>``.  A run
 whose ``metrics.json`` says ``completed`` is kept and never run again; a run that was stopped (its
-process killed, the session over) is resumed from its ``checkpoints/last.ckpt``, so the full set,
-hours on a CPU, can be run in pieces.  Wall times add up the pieces (``reproduce.json`` per run).
+process stopped, the session over) is resumed from its ``checkpoints/last.ckpt``, so the full set,
+hours on a CPU, can be run in pieces.  Ctrl-C or SIGTERM stops it cleanly: the running trainings
+get SIGTERM, write their mid-epoch ``last.ckpt`` and exit, and no new run starts.  Wall times add
+up the pieces (``reproduce.json`` per run).
 The report is built only from the runs' ``metrics.json`` and TensorBoard files.
 """
 
@@ -21,14 +23,18 @@ import dataclasses
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+STOPPING = threading.Event()
+RUNNING: set[subprocess.Popen] = set()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +98,17 @@ def completed(path: Path) -> bool:
     return (read_json(path / "metrics.json") or {}).get("status") == "completed"
 
 
+def stop(signum: int, frame) -> None:  # noqa: ANN001 - signal handler
+    """Start no new run; ask the running ones to checkpoint and exit (cnnzoo.faults does that)."""
+    STOPPING.set()
+    for process in list(RUNNING):
+        process.send_signal(signal.SIGTERM)
+
+
 def run_one(recipe: Recipe, seed: int, out: Path, threads: int, extra: list[str]) -> str:
     """Train one recipe/seed (resuming a stopped run); returns a one-line outcome."""
+    if STOPPING.is_set():
+        return f"{recipe.name} seed {seed}: not started (stopping)"
     path = run_dir(out, recipe, seed)
     resume = (path / "checkpoints" / "last.ckpt").is_file()
     command = [sys.executable, "-m", "cnnzoo.train", *recipe.overrides, f"seed={seed}", f"threads={threads}",
@@ -104,7 +119,12 @@ def run_one(recipe: Recipe, seed: int, out: Path, threads: int, extra: list[str]
     with open(path / "reproduce.log", "a") as log:
         log.write(f"$ {' '.join(command)}\n")
         log.flush()
-        code = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+        process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        RUNNING.add(process)
+        if STOPPING.is_set():  # the signal came while it was starting
+            process.send_signal(signal.SIGTERM)
+        code = process.wait()
+        RUNNING.discard(process)
     record["wall_time_s"] += time.time() - started
     record["pieces"] += 1
     record["command"] = command
@@ -221,6 +241,8 @@ def main() -> None:
     prefixes = [p for p in args.only.split(",") if p]
     recipes = [r for r in RECIPES if not prefixes or any(r.name.startswith(p) for p in prefixes)]
     if not args.report_only:
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         queue = [(r, s) for s in args.seeds for r in recipes if not completed(run_dir(args.out, r, s))]
         print(f"{len(queue)} runs to do, {args.jobs} at a time", flush=True)
         with ThreadPoolExecutor(args.jobs) as pool:

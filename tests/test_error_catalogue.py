@@ -24,11 +24,12 @@ from PIL import Image
 
 from cnnzoo.checkpoints import check_fits, load_classifier
 from cnnzoo.data import MNISTDataModule, SignMNISTDataModule
+from cnnzoo.data.augment import create_augmentation
 from cnnzoo.errors import CnnzooError
 from cnnzoo.images import load_image
 from cnnzoo.lit import ClassifierModule
 from cnnzoo.models import create
-from cnnzoo.optim import create_optimizer
+from cnnzoo.optim import create_optimizer, create_scheduler
 from cnnzoo.train import train
 from tests.conftest import REPO, compose_run, idx_bytes, save_checkpoint, sign_csv_text, write_idx_dataset
 
@@ -173,6 +174,21 @@ def _(tmp):
 @case("invalid Hydra override", "`trainer.max_epochs=[1` (Hydra's message)")
 def _(tmp):
     _compose(tmp, "trainer.max_epochs=[1")
+
+
+@case("bad augmentation", "`data.augment='{rotation: 200}'`")
+def _(tmp):
+    create_augmentation({"rotation": 200})
+
+
+@case("unknown schedule", "`+model.scheduler='{name: step}'`")
+def _(tmp):
+    create_scheduler(create_optimizer(torch.nn.Linear(1, 1).parameters(), "adam"), 10, "step")
+
+
+@case("bad label smoothing", "`+model.label_smoothing=1`")
+def _(tmp):
+    ClassifierModule("mnist_mlp", 10, [1, 28, 28], label_smoothing=1)
 
 
 # ----------------------------------------------------------------------------- predict inputs

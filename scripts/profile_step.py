@@ -1,0 +1,69 @@
+#!/usr/bin/env python
+"""Where a training step's time goes: torch.profiler over a few steps of one cnnzoo model.
+
+Usage: python scripts/profile_step.py fashion_cnn [--batch 32] [--steps 100] [--threads 1] [--nchw]
+
+Runs the step cnnzoo runs (network, cross-entropy, the Keras optimizer) on random batches of the
+model's input shape, with the layout cnnzoo uses (channels_last unless ``--nchw``), and prints
+the operators by total CPU time, plus the share of the step spent in convolutions (forward and
+backward), the other network ops, and the optimizer.  ``docs/performance.md`` quotes its output to
+explain what limits throughput on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+from cnnzoo.models import create, model_info
+from cnnzoo.optim import create_optimizer
+
+OPTIMIZERS = {"asl_cnn": "rmsprop"}  # the notebooks' choice; Adam elsewhere
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--nchw", action="store_true", help="keep torch's default NCHW layout")
+    parser.add_argument("--rows", type=int, default=15)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    info = model_info(args.model)
+    layout = torch.contiguous_format if args.nchw else torch.channels_last
+    net = create(args.model).to(memory_format=layout).train()
+    optimizer = create_optimizer(net.parameters(), OPTIMIZERS.get(args.model, "adam"))
+    images = torch.rand(args.batch, *info.input_shape).contiguous(memory_format=layout)
+    labels = torch.randint(0, info.num_classes, (args.batch,))
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(net(images), labels).backward()
+        optimizer.step()
+
+    for _ in range(20):  # warm-up: oneDNN primitive caches
+        step()
+    started = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(args.steps):
+            step()
+    elapsed = time.perf_counter() - started
+    events = prof.key_averages()
+    print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows))
+    total = sum(e.self_cpu_time_total for e in events)
+    conv = sum(e.self_cpu_time_total for e in events if "convolution" in e.key or "conv" in e.key.split("::")[-1])
+    optim = sum(e.self_cpu_time_total for e in events if "_foreach" in e.key)
+    print(f"{args.model} batch {args.batch}, {'NCHW' if args.nchw else 'channels_last'}, {args.threads} thread(s): "
+          f"{args.batch * args.steps / elapsed:.0f} img/s under the profiler; of the ops' self time: "
+          f"convolutions {100 * conv / total:.0f}%, optimizer {100 * optim / total:.0f}%, "
+          f"other ops {100 * (total - conv - optim) / total:.0f}%")
+
+
+if __name__ == "__main__":
+    main()
