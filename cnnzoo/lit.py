@@ -9,7 +9,8 @@ rebuild the network, and the data config it was trained with, is saved as hyperp
 checkpoint alone restores the model and says which data and preprocessing it expects.
 
 Training options beyond the notebooks (a per-step learning-rate schedule, label smoothing) default
-to off, so a recipe without them is the Keras recipe; ``channels_last`` changes only speed.
+to off, so a recipe without them is the Keras recipe; ``channels_last`` and ``compile`` change only
+speed (``docs/performance.md`` has what each gains where).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class ClassifierModule(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
         channels_last: bool = False,
+        compile: bool | str = False,  # noqa: A002 - the config key users know from torch.compile
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -74,6 +76,13 @@ class ClassifierModule(L.LightningModule):
         # NHWC activations: oneDNN's fast convolution layout on CPU (+30-37% img/s, scripts/bench.py).
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net = self.net.to(memory_format=self.memory_format)
+        # torch.compile of the training forward (true, or a mode such as "reduce-overhead" for CUDA
+        # graphs); a compiled bound method, so the checkpoint's state_dict keys stay those of self.net.
+        if compile not in (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"):
+            raise ConfigError(f"compile={compile!r}: expected false, true or a torch.compile mode "
+                              "(default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs)")
+        mode = compile if isinstance(compile, str) else None
+        self.compiled_forward = torch.compile(self.net.forward, mode=mode) if compile else None
         self.example_input_array = torch.zeros(1, *input_shape)  # for TensorBoard's graph
         self.optimizer_options = dict(optimizer or DEFAULT_OPTIMIZER)
         self.scheduler_options = dict(scheduler) if scheduler else None
@@ -82,16 +91,15 @@ class ClassifierModule(L.LightningModule):
         self.train_counts = ClassCounts(num_classes)  # train/acc, f1, top5 at each epoch's end
         self.val_metrics = _metrics(num_classes, "val/")
         self.test_metrics = _metrics(num_classes, "test/")
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         # The running epoch aggregates of training go into checkpoints, so that a run resumed in
         # the middle of an epoch reports the same epoch metrics as one that was never stopped.
         self.train_counts.persistent(True)
         self._counts_epoch: int | None = None  # the epoch train_counts belong to
-        self.train_loss.persistent(True)
 
     @classmethod
     def from_keras(cls, path: str, optimizer: dict[str, Any] | None = None, class_names: Sequence[str] | None = None,
-                   data_config: dict[str, Any] | None = None, channels_last: bool = False) -> ClassifierModule:
+                   data_config: dict[str, Any] | None = None, **speed: Any) -> ClassifierModule:
         """A Keras Sequential file (``.h5``/``.keras``) as a module to evaluate or fine-tune: its
         architecture goes into the hyper-parameters (checkpoints do not need the file again)."""
         from cnnzoo.keras import load_model  # h5py only when a Keras file is used
@@ -102,29 +110,34 @@ class ClassifierModule(L.LightningModule):
                              "and evaluates classifiers ending in softmax (or linear logits)")
         layers = [{"class_name": spec.kind, "config": dataclasses.asdict(spec)} for spec in net.specs]
         module = cls(net.name, net.num_classes, list(net.input_shape), optimizer, class_names, data_config, layers,
-                     channels_last=channels_last)
+                     **speed)
         module.net.load_state_dict(net.state_dict())
         return module
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim == 4:
             images = images.contiguous(memory_format=self.memory_format)
+        if self.compiled_forward is not None and self.training:
+            return self.compiled_forward(images)
         return self.net(images)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Keras' categorical cross-entropy (on logits), with the configured label smoothing."""
+        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> dict:
         images, labels = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
-        mean_loss = getattr(self, f"{stage}_loss")
-        mean_loss.update(loss.detach(), weight=len(labels))
-        # Epoch values come from torchmetrics states (synchronised across DDP ranks once per epoch).
+        loss = self.loss(logits, labels)
+        # Epoch values come from metric states, synchronised across DDP ranks once per epoch.
         if stage == "train":
-            self.train_counts.update(logits.detach(), labels)
-            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
-            self.log("train/loss_epoch", mean_loss, on_step=False, on_epoch=True)
+            self.train_counts.update(logits, labels, loss)
+            if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # the steps Lightning logs
+                self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         else:
-            metrics = getattr(self, f"{stage}_metrics")
+            metrics, mean_loss = getattr(self, f"{stage}_metrics"), getattr(self, f"{stage}_loss")
             metrics.update(logits, labels)
+            mean_loss.update(loss.detach(), weight=len(labels))
             self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
             self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "test")
         return {"loss": loss, "logits": logits.detach()}
@@ -154,7 +167,8 @@ class ClassifierModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         """The epoch's training metrics (already summed across DDP ranks by ``compute``) and its
         final learning rate (``train/lr``), so schedules show next to the loss."""
-        values = {f"train/{name}": value for name, value in self.train_counts.compute().items()}
+        values = {f"train/{'loss_epoch' if name == 'loss' else name}": value
+                  for name, value in self.train_counts.compute().items()}
         self.log_dict(values, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train/lr", float(self.optimizers().param_groups[0]["lr"]), on_step=False, on_epoch=True)
 

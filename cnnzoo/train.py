@@ -64,7 +64,7 @@ def _model(cfg: DictConfig, datamodule) -> ClassifierModule:
     if cfg.get("keras_model"):
         optimizer = OmegaConf.to_container(cfg.model.optimizer, resolve=True)
         model = ClassifierModule.from_keras(cfg.keras_model, optimizer, list(datamodule.class_names), data_config,
-                                            channels_last=cfg.channels_last)
+                                            channels_last=cfg.channels_last, compile=cfg.compile)
         check_fits(model, datamodule)
         return model
     _check_model_fits_data(cfg.model, datamodule)
@@ -75,6 +75,7 @@ def _model(cfg: DictConfig, datamodule) -> ClassifierModule:
         class_names=list(datamodule.class_names),
         data_config=data_config,
         channels_last=cfg.channels_last,
+        compile=cfg.compile,
         _convert_="all",
         _recursive_=False,  # data_config keeps its _target_ as a record, it is not instantiated here
     )

@@ -17,8 +17,8 @@ Contenders (``--contenders``, comma separated; ``kind[:key=value;key=value]`` ad
                     ClassifierModule, callbacks, TensorBoard logger, Trainer) for one epoch, a timing
                     callback added.  Validation runs outside the timed window (capped at
                     ``--val-batches`` batches to keep the benchmark short).
-* ``cnnzoo_tuned``  the same with ``threads=1``; ``cnnzoo_before``: without channels_last and with
-                    per-step torchmetrics train updates (cnnzoo before they were measured here).
+* ``cnnzoo_tuned``  the same with ``threads=1``; ``cnnzoo_before``: cnnzoo before this benchmark's
+                    findings (NCHW, per-step torchmetrics train updates, Lightning's default bar).
 * ``hand``          a minimal PyTorch loop over the same ``TensorBatches``, network and optimizer
                     (torch defaults: one intra-op thread per core, NCHW, eager).
 * ``hand_cl``       the hand loop with channels_last (the layout cnnzoo uses); ``hand_best``: with 1
@@ -32,13 +32,14 @@ Contenders (``--contenders``, comma separated; ``kind[:key=value;key=value]`` ad
 
 Options for the in-process contenders: ``threads=N`` (torch.set_num_threads), ``ftz=1``
 (torch.set_flush_denormal: flush denormals to zero, as TensorFlow does), ``cl=1`` (channels_last
-network and batches), ``compile=1`` (torch.compile of the network, inductor; the ragged last batch
-runs eagerly), ``mkldnn=0`` (oneDNN off), ``env=NAME=VALUE+NAME=VALUE`` (run the contender in a
+network and batches; for cnnzoo its ``channels_last`` setting), ``compile=1`` (torch.compile of the
+network, inductor; for cnnzoo its ``compile`` setting; the hand loop runs the ragged last batch
+eagerly), ``mkldnn=0`` (oneDNN off), ``env=NAME=VALUE+NAME=VALUE`` (run the contender in a
 ``bench.py --serve`` subprocess with these environment variables, e.g. ``OMP_WAIT_POLICY``).
 Hand loop only: ``opt=foreach|forloop`` (cnnzoo's optimizer / a per-parameter Python loop).  cnnzoo only:
-``pbar=N`` (progress-bar refresh rate, 0 disables it), ``metrics=cnnzoo|torchmetrics|novalidate|acc|none``
+``pbar=N`` (progress-bar refresh rate, 0 disables it, ``default``: Lightning's own bar), ``metrics=cnnzoo|torchmetrics|novalidate|acc|none``
 (how train metrics are updated per step: cnnzoo's ClassCounts, or torchmetrics' three classes),
-``steplog=0|1`` (log train/loss on_step), ``cl=0|1`` (cnnzoo's ``channels_last`` setting).
+``steplog=0|1`` (log train/loss on_step).
 
 Besides throughput the run reports (``--no-extras`` skips them): peak resident memory of a
 ``python -m cnnzoo.train model=asl_cnn trainer.max_epochs=1 +trainer.limit_train_batches=N`` run
@@ -90,7 +91,7 @@ ALIASES = {
     "hand_best": "hand:threads=1;cl=1",
     "hand_passive": "hand:cl=1;env=OMP_WAIT_POLICY=PASSIVE",
     "cnnzoo_tuned": "cnnzoo:threads=1",
-    "cnnzoo_before": "cnnzoo:cl=0;metrics=torchmetrics",
+    "cnnzoo_before": "cnnzoo:cl=0;metrics=torchmetrics;pbar=default",
 }
 DEFAULT_CONTENDERS = ["cnnzoo", "cnnzoo_before", "hand", "hand_cl", "hand_best", "naive", "keras3_torch", "keras3_tf", "tf_keras2"]
 KINDS = ("cnnzoo", "hand", "naive", "keras3_torch", "keras3_tf", "tf_keras2")
@@ -436,21 +437,10 @@ def tuned_module_class():
             self.metrics_mode = options.get("metrics", "cnnzoo")
             self.step_log = options.get("steplog", "1") == "1"
             self.optimizer_variant = options.get("opt", "foreach")
-            self.compiled = torch.compile(self.net) if options.get("compile", "0") == "1" else None
             self.bench_metrics = _metrics(self.hparams.num_classes, "bench_train/")  # per-step torchmetrics variants
             if self.metrics_mode == "novalidate":
                 for metric in self.bench_metrics.values():
                     metric.validate_args = False
-            self.batch_size_full = None
-
-        def forward(self, images):
-            images = images.contiguous(memory_format=self.memory_format)
-            if self.compiled is not None and self.training:
-                if self.batch_size_full is None:
-                    self.batch_size_full = len(images)
-                if len(images) == self.batch_size_full:
-                    return self.compiled(images)
-            return self.net(images)
 
         def training_step(self, batch, batch_idx):
             images, labels = batch
@@ -458,7 +448,7 @@ def tuned_module_class():
             loss = F.cross_entropy(logits, labels)
             mode = self.metrics_mode
             if mode == "cnnzoo":  # cnnzoo's own: one ClassCounts update, metrics at epoch end
-                self.train_counts.update(logits.detach(), labels)
+                self.train_counts.update(logits, labels, loss)
             elif mode in ("torchmetrics", "novalidate"):
                 self.bench_metrics.update(logits, labels)
                 self.log_dict(self.bench_metrics, on_step=False, on_epoch=True, prog_bar=True)
@@ -490,7 +480,7 @@ def __getattr__(name: str):  # noqa: N807 - lets Hydra's _locate find bench.Tune
 class CnnzooFit(Contender):
     """``cnnzoo.train.train(cfg)`` for one epoch (``test=false``) with a StepTimer callback added."""
 
-    TUNED_KEYS = ("metrics", "steplog", "opt", "compile")
+    TUNED_KEYS = ("metrics", "steplog", "opt")
 
     def __init__(self, spec: Spec, data: ModelData, warmup: int, tmp: Path, limit_batches: int | None,
                  val_batches: int | None) -> None:
@@ -506,15 +496,18 @@ class CnnzooFit(Contender):
             self.overrides.append(f"+trainer.limit_train_batches={limit_batches}")
         if val_batches is not None:
             self.overrides.append(f"+trainer.limit_val_batches={val_batches}")
-        if "pbar" in spec.options:
-            rate = int(spec.options["pbar"])
-            if rate <= 0:
-                self.overrides.append("+trainer.enable_progress_bar=false")
+        if "pbar" in spec.options:  # cnnzoo's tqdm bar (conf/callbacks/default.yaml) redrawn every N steps
+            rate = int(spec.options["pbar"]) if spec.options["pbar"] != "default" else None
+            if rate is None:  # no bar configured: Lightning's default (Rich when installed), as cnnzoo_before
+                self.overrides.append("callbacks.progress_bar=null")
+            elif rate <= 0:
+                self.overrides += ["callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"]
             else:
-                self.overrides += ["+callbacks.progress_bar._target_=lightning.pytorch.callbacks.TQDMProgressBar",
-                                   f"+callbacks.progress_bar.refresh_rate={rate}"]
+                self.overrides.append(f"callbacks.progress_bar.refresh_rate={rate}")
         if "cl" in spec.options:
             self.overrides.append(f"channels_last={'true' if spec.options['cl'] == '1' else 'false'}")
+        if "compile" in spec.options:
+            self.overrides.append(f"compile={'true' if spec.options['compile'] == '1' else 'false'}")
         self.tuned = {k: v for k, v in spec.options.items() if k in self.TUNED_KEYS}
         if self.tuned:
             self.overrides.append(f"model._target_={module}.TunedClassifierModule")

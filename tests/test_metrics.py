@@ -29,7 +29,7 @@ def test_counts_match_torchmetrics(num_classes: int, absent: tuple[int, ...]):
         for metric in reference.values():
             metric.update(logits, labels)
     values = counts.compute()
-    assert sorted(values) == sorted(reference)
+    assert sorted(values) == sorted([*reference, "loss"])
     for name, metric in reference.items():
         assert values[name].item() == pytest.approx(metric.compute().item(), abs=1e-6), name
 
@@ -44,3 +44,10 @@ def test_counts_reset_and_state_round_trip():
     assert copy.compute()["acc"].item() == 1.0 and copy.confusion.sum().item() == 10
     counts.reset()
     assert counts.confusion.sum().item() == 0 and counts.top_k_hits.item() == 0
+
+
+def test_counts_average_the_loss_per_sample():
+    counts = ClassCounts(10)
+    counts.update(torch.eye(10)[:4], torch.arange(4), torch.tensor(2.0))
+    counts.update(torch.eye(10)[:2], torch.arange(2), torch.tensor(5.0))
+    assert counts.compute()["loss"].item() == pytest.approx((4 * 2.0 + 2 * 5.0) / 6)
