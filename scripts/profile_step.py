@@ -5,8 +5,8 @@ Usage: python scripts/profile_step.py fashion_cnn [--batch 32] [--steps 100] [--
 
 Runs the step cnnzoo runs (network, cross-entropy, the Keras optimizer) on random batches of the
 model's input shape, with the layout cnnzoo uses (channels_last unless ``--nchw``), and prints
-the operators by total CPU time, plus the share of the step spent in convolutions (forward and
-backward), the other network ops, and the optimizer.  ``docs/performance.md`` quotes its output to
+the operators by self CPU time, plus the share of the step spent in convolutions, ReLU, pooling,
+dense layers and BatchNorm (forward and backward each), the optimizer step, and everything else.  ``docs/performance.md`` quotes its output to
 explain what limits throughput on CPU.
 """
 
@@ -23,6 +23,13 @@ from cnnzoo.models import create, model_info
 from cnnzoo.optim import create_optimizer
 
 OPTIMIZERS = {"asl_cnn": "rmsprop"}  # the notebooks' choice; Adam elsewhere
+CATEGORIES = {  # operator-name fragments per part of the network
+    "convolutions": ("convolution",),
+    "relu": ("clamp_min", "threshold_backward", "aten::relu"),
+    "pooling": ("max_pool2d",),
+    "dense": ("aten::mm", "aten::addmm"),
+    "batchnorm": ("batch_norm",),
+}
 
 
 def main() -> None:
@@ -57,13 +64,14 @@ def main() -> None:
     events = prof.key_averages()
     print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows))
     total = sum(e.self_cpu_time_total for e in events)
-    conv = sum(e.self_cpu_time_total for e in events if "convolution" in e.key or "conv" in e.key.split("::")[-1])
-    optim = sum(e.self_cpu_time_total for e in events if "_foreach" in e.key)
+    shares = {name: sum(e.self_cpu_time_total for e in events if any(k in e.key for k in keys))
+              for name, keys in CATEGORIES.items()}
+    # The optimizer's own ops (sqrt, lerp_, addcdiv_...) are counted through its step's total time.
+    shares["optimizer step"] = sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer."))
+    shares["other"] = total - sum(shares.values())
     print(f"{args.model} batch {args.batch}, {'NCHW' if args.nchw else 'channels_last'}, {args.threads} thread(s): "
-          f"{args.batch * args.steps / elapsed:.0f} img/s under the profiler; of the ops' self time: "
-          f"convolutions {100 * conv / total:.0f}%, optimizer {100 * optim / total:.0f}%, "
-          f"other ops {100 * (total - conv - optim) / total:.0f}%")
-
+          f"{args.batch * args.steps / elapsed:.0f} img/s under the profiler; share of op time: "
+          + ", ".join(f"{name} {100 * value / total:.0f}%" for name, value in shares.items()))
 
 if __name__ == "__main__":
     main()

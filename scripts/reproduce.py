@@ -7,13 +7,16 @@ Usage (real data in ``CNNZOO_DATA_DIR``; runs go to ``outputs/reproduce/<recipe>
     python scripts/reproduce.py --only asl_cnn       # the recipes whose name starts with asl_cnn
     python scripts/reproduce.py --report-only        # rebuild docs/results.md from the runs there are
 
-Each run is ``python -m cnnzoo.train <recipe overrides> seed=N hydra.run.dir=<run dir>``.  A run
-whose ``metrics.json`` says ``completed`` is kept and never run again; a run that was stopped (its
+Each run is ``python -m cnnzoo.train <recipe overrides> seed=N hydra.run.dir=<run dir>``.  When it
+completes, its ``metrics.json``, wall time and per-epoch validation accuracy (from TensorBoard) are
+kept as a record in ``docs/results/runs/<recipe>-seed<N>.json``: small files committed with the
+report, so the table can be rebuilt and extended on any machine.  A recipe/seed with a record is
+never run again; a run that was stopped (its
 process stopped, the session over) is resumed from its ``checkpoints/last.ckpt``, so the full set,
 hours on a CPU, can be run in pieces.  Ctrl-C or SIGTERM stops it cleanly: the running trainings
 get SIGTERM, write their mid-epoch ``last.ckpt`` and exit, and no new run starts.  Wall times add
 up the pieces (``reproduce.json`` per run).
-The report is built only from the runs' ``metrics.json`` and TensorBoard files.
+The report is built only from those records.
 """
 
 from __future__ import annotations
@@ -87,6 +90,10 @@ def run_dir(out: Path, recipe: Recipe, seed: int) -> Path:
     return out / recipe.name / f"seed{seed}"
 
 
+def record_path(records: Path, recipe: Recipe, seed: int) -> Path:
+    return records / f"{recipe.name}-seed{seed}.json"
+
+
 def read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -95,7 +102,20 @@ def read_json(path: Path) -> dict | None:
 
 
 def completed(path: Path) -> bool:
-    return (read_json(path / "metrics.json") or {}).get("status") == "completed"
+    """A finished run dir, or a record of one."""
+    data = read_json(path / "metrics.json" if path.is_dir() else path) or {}
+    return data.get("status") == "completed"
+
+
+def keep_record(path: Path, record: Path, wall_time_s: float, pieces: int, environment: str) -> None:
+    """The completed run's metrics.json plus its total wall time and val/acc per epoch."""
+    data = read_json(path / "metrics.json")
+    data.update(wall_time_s_total=round(wall_time_s, 1), pieces=pieces,
+                val_acc_per_epoch=[round(v, 5) for v in scalars(path, "val/acc")], environment=environment)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(record)
 
 
 def stop(signum: int, frame) -> None:  # noqa: ANN001 - signal handler
@@ -105,7 +125,7 @@ def stop(signum: int, frame) -> None:  # noqa: ANN001 - signal handler
         process.send_signal(signal.SIGTERM)
 
 
-def run_one(recipe: Recipe, seed: int, out: Path, threads: int, extra: list[str]) -> str:
+def run_one(recipe: Recipe, seed: int, out: Path, records: Path, threads: int, jobs: int, extra: list[str]) -> str:
     """Train one recipe/seed (resuming a stopped run); returns a one-line outcome."""
     if STOPPING.is_set():
         return f"{recipe.name} seed {seed}: not started (stopping)"
@@ -129,32 +149,34 @@ def run_one(recipe: Recipe, seed: int, out: Path, threads: int, extra: list[str]
     record["pieces"] += 1
     record["command"] = command
     (path / "reproduce.json").write_text(json.dumps(record, indent=2))
+    if code == 0 and completed(path):
+        keep_record(path, record_path(records, recipe, seed), record["wall_time_s"], record["pieces"],
+                    environment(threads, jobs))
     return f"{recipe.name} seed {seed}: {'ok' if code == 0 else f'exit {code}, see {path}/reproduce.log'}" \
            f" ({record['wall_time_s']:.0f} s)"
 
 
-def peak(path: Path, tag: str) -> float | None:
-    """The best epoch value of a scalar, from the run's TensorBoard events."""
+def scalars(path: Path, tag: str) -> list[float]:
+    """A scalar's values per epoch, from the run's TensorBoard events."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(path / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
-    return max((e.value for e in events.Scalars(tag)), default=None) if tag in events.Tags()["scalars"] else None
+    return [e.value for e in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
 
 
 def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
 
 
-def summarise(recipe: Recipe, out: Path, seeds: list[int]) -> dict | None:
-    runs = [(seed, read_json(run_dir(out, recipe, seed) / "metrics.json")) for seed in seeds]
+def summarise(recipe: Recipe, records: Path, seeds: list[int]) -> dict | None:
+    runs = [(seed, read_json(record_path(records, recipe, seed))) for seed in seeds]
     runs = [(seed, m) for seed, m in runs if m and m.get("status") == "completed"]
     if not runs:
         return None
     accs = [m["metrics"][recipe.split]["acc"] for _, m in runs]
-    walls = [(read_json(run_dir(out, recipe, s) / "reproduce.json") or {}).get("wall_time_s", m["wall_time_s"])
-             for s, m in runs]
-    peaks = [peak(run_dir(out, recipe, s), "val/acc") for s, _ in runs] if recipe.split == "val" else []
+    walls = [m["wall_time_s_total"] for _, m in runs]
+    peaks = [max(m["val_acc_per_epoch"]) for _, m in runs if m["val_acc_per_epoch"]] if recipe.split == "val" else []
     median = statistics.median(accs)
     bound = recipe.bound
     return {
@@ -165,29 +187,30 @@ def summarise(recipe: Recipe, out: Path, seeds: list[int]) -> dict | None:
     }
 
 
-def environment() -> str:
+def environment(threads: int, jobs: int) -> str:
     import lightning
     import torch
 
     cpu = platform.processor() or platform.machine()
     device = (f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
-              else f"CPU ({os.cpu_count()} cores, {cpu}), 1 torch thread per run, 2 runs at a time")
+              else f"CPU ({os.cpu_count()} cores, {cpu}), {threads} torch thread(s) per run, {jobs} run(s) at a time")
     return f"{device}; Python {platform.python_version()}, torch {torch.__version__}, lightning {lightning.__version__}"
 
 
-def report(out: Path, seeds: list[int], doc: Path, curves: Path) -> str:
-    rows = [(recipe, summarise(recipe, out, seeds)) for recipe in RECIPES]
+def report(records: Path, seeds: list[int], doc: Path, curves: Path) -> str:
+    rows = [(recipe, summarise(recipe, records, seeds)) for recipe in RECIPES]
+    devices = sorted({m.get("environment", "?") for path in records.glob("*.json") if (m := read_json(path))})
     lines = [
         "# Results: the notebooks reproduced, then beaten with the same architectures",
         "",
-        f"Written by `python scripts/reproduce.py` from the runs' `metrics.json` files ({out.name}/<recipe>/seed<N>/);"
-        " do not edit by hand.",
+        "Written by `python scripts/reproduce.py` from the runs' records (`docs/results/runs/<recipe>-seed<N>.json`:"
+        " each run's `metrics.json` with its wall time and validation accuracy per epoch); do not edit by hand.",
         f"Seeds {', '.join(map(str, seeds))}; accuracy in % on the split named (val = the ASL course's 7,172"
         " validation images, test = the 10,000 test images), final epoch.",
         "A reproduction holds when the median is at least the notebook figure minus 0.5 points; a `_best` recipe"
         " (same architecture, better training: `conf/experiment/<recipe>.yaml`) when it reaches its target.",
         "",
-        f"Device: {environment()}.",
+        "Device: " + ("; ".join(devices) if devices else "no runs yet") + ".",
         "",
         "| recipe | split | notebook | bound | median | min | max | peak val (median) | seeds | epochs | wall time per run | holds |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -216,8 +239,8 @@ def report(out: Path, seeds: list[int], doc: Path, curves: Path) -> str:
 
 def plot_curves(out: Path, curves: Path) -> None:
     runs = [run_dir(out, recipe, 1) for recipe in RECIPES if recipe.model == "asl_cnn"]
-    runs = [path for path in runs if completed(path)]
-    if runs:
+    runs = [path for path in runs if completed(path) and (path / "tensorboard").is_dir()]
+    if len(runs) == 2:  # both recipes' curves, else keep the figure there is
         sys.path.insert(0, str(REPO / "scripts"))
         from plot_tensorboard import plot
 
@@ -228,6 +251,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "reproduce")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "results.md")
+    parser.add_argument("--records", type=Path, default=REPO / "docs" / "results" / "runs")
     parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], default=[1, 2, 3],
                         help="comma separated (default 1,2,3)")
     parser.add_argument("--only", default="", help="comma-separated recipe name prefixes")
@@ -243,15 +267,15 @@ def main() -> None:
     if not args.report_only:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        queue = [(r, s) for s in args.seeds for r in recipes if not completed(run_dir(args.out, r, s))]
+        queue = [(r, s) for s in args.seeds for r in recipes if not completed(record_path(args.records, r, s))]
         print(f"{len(queue)} runs to do, {args.jobs} at a time", flush=True)
         with ThreadPoolExecutor(args.jobs) as pool:
-            futures = [pool.submit(run_one, *job, args.out, args.threads, args.extra) for job in queue]
+            futures = [pool.submit(run_one, *job, args.out, args.records, args.threads, args.jobs, args.extra) for job in queue]
             for future in as_completed(futures):
                 print(future.result(), flush=True)
     curves = args.doc.parent / "asl_cnn_curves.png"
     plot_curves(args.out, curves)
-    print(report(args.out, args.seeds, args.doc, curves))
+    print(report(args.records, args.seeds, args.doc, curves))
 
 
 if __name__ == "__main__":

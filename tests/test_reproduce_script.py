@@ -4,6 +4,7 @@ completed runs on a second call, and writes the results table from the runs' ``m
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ from tests.conftest import REPO
 
 def _reproduce(data_dir: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, str(REPO / "scripts" / "reproduce.py"), "--out", str(tmp_path / "runs"),
-               "--doc", str(tmp_path / "docs" / "results.md"), "--only", "fashion_mlp", *args,
+               "--doc", str(tmp_path / "docs" / "results.md"),
+               "--records", str(tmp_path / "records"), "--only", "fashion_mlp", *args,
                "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "data.batch_size=8"]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
                           env={**__import__("os").environ, "CNNZOO_DATA_DIR": str(data_dir)})
@@ -28,6 +30,11 @@ def test_runs_every_seed_once_and_reports_from_metrics_files(data_dir: Path, tmp
     assert sorted(metrics) == ["fashion_mlp/seed1", "fashion_mlp/seed2", "fashion_mlp_best/seed1", "fashion_mlp_best/seed2"]
     assert all(m["status"] == "completed" for m in metrics.values())
     assert metrics["fashion_mlp/seed1"]["seed"] == 1
+    records = {path.stem: json.loads(path.read_text()) for path in (tmp_path / "records").glob("*.json")}
+    assert sorted(records) == ["fashion_mlp-seed1", "fashion_mlp-seed2", "fashion_mlp_best-seed1", "fashion_mlp_best-seed2"]
+    record = records["fashion_mlp-seed1"]
+    assert record["metrics"] == metrics["fashion_mlp/seed1"]["metrics"] and record["wall_time_s_total"] > 0
+    assert record["pieces"] == 1 and "1 torch thread(s) per run, 2 run(s) at a time" in record["environment"]
 
     table = (tmp_path / "docs" / "results.md").read_text()
     accs = sorted(100 * m["metrics"]["test"]["acc"] for k, m in metrics.items() if k.startswith("fashion_mlp/"))
@@ -38,5 +45,7 @@ def test_runs_every_seed_once_and_reports_from_metrics_files(data_dir: Path, tmp
     assert cells[-1] == ("yes" if sum(accs) / 2 >= 87.09 else "**no**")
     assert "| asl_cnn | val | 95.00 | 94.50 | not run yet |" in table
 
+    shutil.rmtree(tmp_path / "runs")  # the records alone are the results
     again = _reproduce(data_dir, tmp_path, "--seeds", "1,2")
     assert again.returncode == 0 and "0 runs to do" in again.stdout
+    assert (tmp_path / "docs" / "results.md").read_text() == table
