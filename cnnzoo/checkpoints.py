@@ -47,6 +47,7 @@ def load_classifier(path: str | Path, field: str = "ckpt_path") -> ClassifierMod
     """The ``ClassifierModule`` saved in ``path``, on CPU, in eval mode."""
     checkpoint = read_checkpoint(path, field)
     module = ClassifierModule(**checkpoint["hyper_parameters"])
+    module.upgrade_state_dict(checkpoint["state_dict"])
     problem = _weights_problem(module.state_dict(), checkpoint["state_dict"])
     if problem:
         raise ModelError(f"{field}={path}: its weights are not those of its architecture "

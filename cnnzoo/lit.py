@@ -187,7 +187,19 @@ class ClassifierModule(L.LightningModule):
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
 
+    def upgrade_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Checkpoints of cnnzoo before ``ClassCounts`` kept the running training metrics as
+        torchmetrics states (``train_metrics.*``, ``train_loss.*``); those are dropped and empty
+        counts put in their place, so the checkpoints still load (a mid-epoch resume of one
+        restarts that epoch's training metrics)."""
+        for key in [k for k in state_dict if k.startswith(("train_metrics.", "train_loss."))]:
+            del state_dict[key]
+        for key, value in self.train_counts.state_dict(prefix="train_counts.").items():
+            state_dict.setdefault(key, torch.zeros_like(value))
+        return state_dict
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.upgrade_state_dict(checkpoint["state_dict"])
         self._counts_epoch = checkpoint.get("train_counts_epoch")
         states = checkpoint.get("rng_states", {})
         if "torch" in states:
