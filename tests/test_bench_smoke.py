@@ -44,7 +44,7 @@ def test_quick_bench_writes_the_table_and_json(bench_data: Path, tmp_path: Path)
     assert set(result["throughput"]) == set(MODELS)
     for model in MODELS:
         table = result["throughput"][model]
-        for contender in ("cnnzoo", "cnnzoo_tuned", "hand", "hand_best", "naive"):
+        for contender in ("cnnzoo", "cnnzoo_before", "hand", "hand_cl", "hand_best", "naive"):
             assert table[contender]["median"] > 0, (model, contender, table[contender])
         for ratio in ("cnnzoo/hand", "cnnzoo/naive", "cnnzoo/hand_fastest"):
             assert result["ratios"][model][ratio] > 0
