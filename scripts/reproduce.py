@@ -5,7 +5,7 @@ Usage (real data in ``CNNZOO_DATA_DIR``; runs go to ``outputs/reproduce/<recipe>
 
     python scripts/reproduce.py                      # run what is missing (2 jobs), then write the report
     python scripts/reproduce.py --only asl_cnn       # the recipes whose name starts with asl_cnn
-    python scripts/reproduce.py --report-only        # rebuild docs/results.md from the runs there are
+    python scripts/reproduce.py --report-only        # rebuild docs/results.md (and README's table) from the records
 
 Each run is ``python -m cnnzoo.train <recipe overrides> seed=N hydra.run.dir=<run dir>``.  When it
 completes, its ``metrics.json``, wall time and per-epoch validation accuracy (from TensorBoard) are
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import platform
 import signal
@@ -160,6 +161,7 @@ def scalars(path: Path, tag: str) -> list[float]:
     """A scalar's values per epoch, from the run's TensorBoard events."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)  # not its notes on a resumed run's graphs
     events = EventAccumulator(str(path / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
     return [e.value for e in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
@@ -237,6 +239,31 @@ def report(records: Path, seeds: list[int], doc: Path, curves: Path) -> str:
     return text
 
 
+HEADLINE = ("asl_cnn", "mnist_cnn", "fashion_mlp", "fashion_cnn")
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def update_readme(readme: Path, records: Path, seeds: list[int]) -> None:
+    """The headline rows (the four notebooks with a figure, both recipes) between the README's markers."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return
+    lines = ["| model | notebook | notebook recipe here | `<model>_best` here | `_best` target |", "|---|---|---|---|---|"]
+    for model in HEADLINE:
+        notebook, best = (next(r for r in RECIPES if r.name == name) for name in (model, f"{model}_best"))
+        cells = []
+        for recipe in (notebook, best):
+            row = summarise(recipe, records, seeds)
+            cells.append("not run yet" if row is None else
+                         f"{pct(row['median'])} ({len(row['seeds'])} seed{'s' if len(row['seeds']) > 1 else ''})")
+        lines.append(f"| {model} ({notebook.split}) | {pct(notebook.notebook)} | {cells[0]} | {cells[1]} | {pct(best.target)} |")
+    head, rest = text.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    tmp = readme.with_suffix(".tmp")
+    tmp.write_text(head + README_START + "\n" + "\n".join(lines) + "\n" + README_END + tail)
+    tmp.replace(readme)
+
+
 def plot_curves(out: Path, curves: Path) -> None:
     runs = [run_dir(out, recipe, 1) for recipe in RECIPES if recipe.model == "asl_cnn"]
     runs = [path for path in runs if completed(path) and (path / "tensorboard").is_dir()]
@@ -252,6 +279,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "reproduce")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "results.md")
     parser.add_argument("--records", type=Path, default=REPO / "docs" / "results" / "runs")
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md", help="its results block is rewritten")
     parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], default=[1, 2, 3],
                         help="comma separated (default 1,2,3)")
     parser.add_argument("--only", default="", help="comma-separated recipe name prefixes")
@@ -276,6 +304,7 @@ def main() -> None:
     curves = args.doc.parent / "asl_cnn_curves.png"
     plot_curves(args.out, curves)
     print(report(args.records, args.seeds, args.doc, curves))
+    update_readme(args.readme, args.records, args.seeds)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,14 @@ from tests.conftest import REPO
 def _reproduce(data_dir: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, str(REPO / "scripts" / "reproduce.py"), "--out", str(tmp_path / "runs"),
                "--doc", str(tmp_path / "docs" / "results.md"),
-               "--records", str(tmp_path / "records"), "--only", "fashion_mlp", *args,
+               "--records", str(tmp_path / "records"), "--readme", str(tmp_path / "README.md"), "--only", "fashion_mlp", *args,
                "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "data.batch_size=8"]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
                           env={**__import__("os").environ, "CNNZOO_DATA_DIR": str(data_dir)})
 
 
 def test_runs_every_seed_once_and_reports_from_metrics_files(data_dir: Path, tmp_path: Path):
+    (tmp_path / "README.md").write_text("# x\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n")
     done = _reproduce(data_dir, tmp_path, "--seeds", "1,2")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "4 runs to do" in done.stdout
@@ -44,6 +45,10 @@ def test_runs_every_seed_once_and_reports_from_metrics_files(data_dir: Path, tmp
     assert cells[5:7] == [f"{accs[0]:.2f}", f"{accs[1]:.2f}"] and cells[8] == "2"
     assert cells[-1] == ("yes" if sum(accs) / 2 >= 87.09 else "**no**")
     assert "| asl_cnn | val | 95.00 | 94.50 | not run yet |" in table
+    readme = (tmp_path / "README.md").read_text()
+    assert "old" not in readme and readme.endswith("<!-- results:end -->\nafter\n")
+    assert f"| fashion_mlp (test) | 87.59 | {sum(accs) / 2:.2f} (2 seeds) |" in readme
+    assert "| asl_cnn (val) | 95.00 | not run yet | not run yet | 99.50 |" in readme
 
     shutil.rmtree(tmp_path / "runs")  # the records alone are the results
     again = _reproduce(data_dir, tmp_path, "--seeds", "1,2")
