@@ -23,16 +23,17 @@ def epoch_values(events: EventAccumulator, tag: str) -> list[float]:
     return [event.value for event in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
 
 
-def plot(run_dirs: list[Path], out: Path, title: str) -> Path:
+def plot(run_dirs: list[Path], out: Path, title: str, labels: list[str] | None = None) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for colour, run_dir in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], run_dirs):
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for colour, run_dir, label in zip(colours, run_dirs, labels or [d.name for d in run_dirs]):
         events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
         events.Reload()
         for ax, (name, (train_tag, val_tag)) in zip(axes, CURVES.items()):
             for tag, style in ((train_tag, "--"), (val_tag, "-")):
                 values = epoch_values(events, tag)
                 epochs = range(1, len(values) + 1)
-                ax.plot(epochs, values, style, color=colour, label=f"{run_dir.name} {tag.split('/')[0]}")
+                ax.plot(epochs, values, style, color=colour, label=f"{label} {tag.split('/')[0]}")
             ax.set(xlabel="epoch", ylabel=name, title=name)
             ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
