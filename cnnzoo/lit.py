@@ -73,7 +73,7 @@ class ClassifierModule(L.LightningModule):
         else:  # an architecture given layer by layer (an imported Keras model)
             specs = [SPECS[layer["class_name"]](**layer["config"]) for layer in layers]
             self.net = build_sequential(specs, tuple(input_shape), name=arch)
-        # NHWC activations: oneDNN's fast convolution layout on CPU (+30-37% img/s, scripts/bench.py).
+        # NHWC activations: oneDNN's fast convolution layout on CPU (docs/performance.md).
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net = self.net.to(memory_format=self.memory_format)
         # torch.compile of the training forward (true, or a mode such as "reduce-overhead" for CUDA

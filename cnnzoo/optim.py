@@ -19,10 +19,9 @@ batch: ``onecycle`` (torch's OneCycleLR) or ``cosine`` (linear warm-up, then cos
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
-
-import math
 
 import torch
 

@@ -4,6 +4,7 @@ completed runs on a second call, and writes the results table from the runs' ``m
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ def _reproduce(data_dir: Path, tmp_path: Path, *args: str) -> subprocess.Complet
                "--records", str(tmp_path / "records"), "--readme", str(tmp_path / "README.md"), "--only", "fashion_mlp", *args,
                "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "data.batch_size=8"]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "CNNZOO_DATA_DIR": str(data_dir)})
+                          env={**os.environ, "CNNZOO_DATA_DIR": str(data_dir)})
 
 
 def test_runs_every_seed_once_and_reports_from_metrics_files(data_dir: Path, tmp_path: Path):

@@ -35,23 +35,23 @@ class RandomAffine:
     def __repr__(self) -> str:
         return f"RandomAffine(rotation={self.rotation}, zoom={self.zoom}, shift={self.shift}, hflip={self.hflip})"
 
-    def _uniform(self, n: int, half_width: float, device: torch.device) -> torch.Tensor:
-        return (torch.rand(n).mul_(2).sub_(1).mul_(half_width)).to(device)
+    @staticmethod
+    def _uniform(n: int, half_width: float) -> torch.Tensor:
+        return torch.rand(n).mul_(2).sub_(1).mul_(half_width)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        n, device = len(images), images.device
-        angle = self._uniform(n, math.radians(self.rotation), device)
-        scale = 1.0 + self._uniform(n, self.zoom, device)  # output pixel -> input pixel: >1 zooms out
-        cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
-        flip = torch.where(torch.rand(n) < 0.5, -1.0, 1.0).to(device) if self.hflip else torch.ones(n, device=device)
+        # The 2x3 matrices are drawn on the CPU and cross to the batch's device in one copy.
+        n = len(images)
+        angle = self._uniform(n, math.radians(self.rotation))
+        scale = 1.0 + self._uniform(n, self.zoom)  # output pixel -> input pixel: >1 zooms out
+        flip = torch.where(torch.rand(n) < 0.5, -1.0, 1.0) if self.hflip else torch.ones(n)
         # affine_grid works in [-1, 1] coordinates: a shift by a fraction f of the size is 2f.
-        theta = torch.stack([
-            torch.stack([cos * flip, -sin, 2 * self._uniform(n, self.shift, device)], dim=1),
-            torch.stack([sin * flip, cos, 2 * self._uniform(n, self.shift, device)], dim=1),
-        ], dim=1)
-        grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+        shift_x, shift_y = (2 * self._uniform(n, self.shift) for _ in range(2))
+        cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+        theta = torch.stack([torch.stack([cos * flip, -sin, shift_x], dim=1),
+                             torch.stack([sin * flip, cos, shift_y], dim=1)], dim=1)
+        grid = F.affine_grid(theta.to(images.device, images.dtype), list(images.shape), align_corners=False)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
 
 def create_augmentation(options: dict | None) -> RandomAffine | None:
     """``data.augment`` (null or a mapping of RandomAffine's fields) -> the augmentation or None."""

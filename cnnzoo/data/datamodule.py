@@ -18,7 +18,7 @@ import lightning as L
 import torch
 
 from cnnzoo.data.augment import create_augmentation
-from cnnzoo.data.batches import Preprocess, TensorBatches
+from cnnzoo.data.batches import BatchTransform, Preprocess, TensorBatches
 from cnnzoo.data.sources import FASHION_MNIST, MNIST, SIGN_MNIST, CsvDataset, IdxDataset, default_data_dir
 from cnnzoo.errors import ConfigError
 
@@ -92,7 +92,8 @@ class InMemoryDataModule(L.LightningDataModule):
             if self.validation == "test":
                 self.splits["val"] = (test_x, test_y)
 
-    def _batches(self, split: str, shuffle: bool = False, drop_last: bool = False, augment=None) -> TensorBatches:
+    def _batches(self, split: str, shuffle: bool = False, drop_last: bool = False,
+                 augment: BatchTransform | None = None) -> TensorBatches:
         self.setup()
         images, labels = self.splits[split]
         trainer = self.trainer
