@@ -239,6 +239,11 @@ def report(records: Path, doc: Path, curves: Path) -> str:
             f"| {recipe.name} | {recipe.split} | {pct(recipe.notebook)} | {pct(recipe.bound)} | {pct(row['median'])} |"
             f" {pct(row['min'])} | {pct(row['max'])} | {pct(row['peak_median'])} | {len(row['seeds'])} |"
             f" {row['epochs']} | {row['wall_median_s'] / 60:.1f} min | {holds} |")
+    missed = [(recipe, row) for recipe, row in rows if row and row["holds"] is False]
+    if missed:
+        lines += ["", *(f"- **{recipe.name} misses its {'target' if recipe.target else 'bound'} by {100 * (recipe.bound - row['median']):.2f} points**;"
+                        f" what was tried is written in `conf/{'experiment' if recipe.target else 'model'}/{recipe.name}.yaml`."
+                        for recipe, row in missed)]
     lines += ["", "Notebook figures: " + "; ".join(f"{r.name}: {r.source}" for r in RECIPES if r.source) + "."]
     if curves.is_file():
         lines += ["", f"![asl_cnn learning curves]({curves.relative_to(doc.parent)})",
