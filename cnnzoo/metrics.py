@@ -6,8 +6,8 @@ small kernels on a GPU, for numbers that are only read once per epoch.  A confus
 all three: each step adds ``bincount(target * C + predicted)``, one top-5 count and the batch's
 summed loss, and accuracy, macro F1, top-5 and the mean loss are derived at the epoch's end.  It is
 a torchmetrics ``Metric``, so DDP sums it across ranks and checkpoints carry it through a mid-epoch
-resume.  Validation and test
-keep torchmetrics' own classes; ``tests/test_metrics.py`` checks both give the same numbers.
+resume.  Validation and test keep torchmetrics' own classes; ``tests/test_metrics.py`` checks both
+give the same numbers.
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from cnnzoo.atomic import atomic_path, write_json_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 MIN_SEEDS = 3  # a result holds or fails on the median of at least 3 seeds, never fewer
 STOPPING = threading.Event()
@@ -115,10 +117,7 @@ def keep_record(path: Path, record: Path, wall_time_s: float, pieces: int, envir
     data = read_json(path / "metrics.json")
     data.update(wall_time_s_total=round(wall_time_s, 1), pieces=pieces,
                 val_acc_per_epoch=[round(v, 5) for v in scalars(path, "val/acc")], environment=environment)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(record)
+    write_json_atomic(record, data)
 
 
 def stop(signum: int, frame) -> None:  # noqa: ANN001 - signal handler
@@ -151,7 +150,7 @@ def run_one(recipe: Recipe, seed: int, out: Path, records: Path, threads: int, j
     record["wall_time_s"] += time.time() - started
     record["pieces"] += 1
     record["command"] = command
-    (path / "reproduce.json").write_text(json.dumps(record, indent=2))
+    write_json_atomic(path / "reproduce.json", record)
     if code == 0 and completed(path):
         keep_record(path, record_path(records, recipe, seed), record["wall_time_s"], record["pieces"],
                     environment(threads, jobs))
@@ -173,15 +172,11 @@ def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
 
 
-def recorded_seeds(records: Path, recipe: Recipe) -> list[int]:
-    """Every seed with a record for this recipe, whichever call of the script ran it."""
-    prefix = f"{recipe.name}-seed"
-    return sorted(int(path.stem[len(prefix):]) for path in records.glob(f"{prefix}*.json")
-                  if path.stem[len(prefix):].isdigit())
-
-
 def summarise(recipe: Recipe, records: Path) -> dict | None:
-    runs = [(seed, read_json(record_path(records, recipe, seed))) for seed in recorded_seeds(records, recipe)]
+    """The recipe's row from every completed record, whichever call of the script ran it."""
+    prefix = f"{recipe.name}-seed"
+    runs = sorted((int(path.stem[len(prefix):]), read_json(path)) for path in records.glob(f"{prefix}*.json")
+                  if path.stem[len(prefix):].isdigit())
     runs = [(seed, m) for seed, m in runs if m and m.get("status") == "completed"]
     if not runs:
         return None
@@ -251,10 +246,8 @@ def report(records: Path, doc: Path, curves: Path) -> str:
                   " (augmented batches, Adam with one-cycle; its loss includes label smoothing 0.1, so it stays"
                   " above 0.5)."]
     text = "\n".join(lines) + "\n"
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    tmp = doc.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(doc)
+    with atomic_path(doc) as tmp:
+        tmp.write_text(text)
     return text
 
 
@@ -278,9 +271,8 @@ def update_readme(readme: Path, records: Path) -> None:
         lines.append(f"| {model} ({notebook.split}) | {pct(notebook.notebook)} | {cells[0]} | {cells[1]} | {pct(best.target)} |")
     head, rest = text.split(README_START, 1)
     tail = rest.split(README_END, 1)[1]
-    tmp = readme.with_suffix(".tmp")
-    tmp.write_text(head + README_START + "\n" + "\n".join(lines) + "\n" + README_END + tail)
-    tmp.replace(readme)
+    with atomic_path(readme) as tmp:
+        tmp.write_text(head + README_START + "\n" + "\n".join(lines) + "\n" + README_END + tail)
 
 
 def plot_curves(out: Path, curves: Path) -> None:
