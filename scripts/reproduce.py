@@ -112,10 +112,11 @@ def completed(path: Path) -> bool:
     return data.get("status") == "completed"
 
 
-def keep_record(path: Path, record: Path, wall_time_s: float, pieces: int, environment: str) -> None:
-    """The completed run's metrics.json plus its total wall time and val/acc per epoch."""
+def keep_record(path: Path, record: Path, overrides: list[str], wall_time_s: float, pieces: int,
+                environment: str) -> None:
+    """The completed run's metrics.json plus the overrides it ran with, its total wall time and val/acc per epoch."""
     data = read_json(path / "metrics.json")
-    data.update(wall_time_s_total=round(wall_time_s, 1), pieces=pieces,
+    data.update(overrides=overrides, wall_time_s_total=round(wall_time_s, 1), pieces=pieces,
                 val_acc_per_epoch=[round(v, 5) for v in scalars(path, "val/acc")], environment=environment)
     write_json_atomic(record, data)
 
@@ -152,7 +153,8 @@ def run_one(recipe: Recipe, seed: int, out: Path, records: Path, threads: int, j
     record["command"] = command
     write_json_atomic(path / "reproduce.json", record)
     if code == 0 and completed(path):
-        keep_record(path, record_path(records, recipe, seed), record["wall_time_s"], record["pieces"],
+        overrides = [arg for arg in command[3:] if not arg.startswith(("hydra.run.dir=", "ckpt_path="))]
+        keep_record(path, record_path(records, recipe, seed), overrides, record["wall_time_s"], record["pieces"],
                     environment(threads, jobs))
     return f"{recipe.name} seed {seed}: {'ok' if code == 0 else f'exit {code}, see {path}/reproduce.log'}" \
            f" ({record['wall_time_s']:.0f} s)"
@@ -302,6 +304,8 @@ def main() -> None:
     args = parser.parse_args()
     if "CNNZOO_DATA_DIR" not in os.environ:
         raise SystemExit("error: CNNZOO_DATA_DIR is not set; expected the folder with mnist/, sign_mnist/ (README)")
+    if not args.readme.is_file():
+        raise SystemExit(f"error: --readme {args.readme}: no such file; expected the README whose results block to rewrite")
     prefixes = [p for p in args.only.split(",") if p]
     recipes = [r for r in RECIPES if not prefixes or any(r.name.startswith(p) for p in prefixes)]
     if not args.report_only:

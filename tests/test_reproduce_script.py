@@ -37,6 +37,7 @@ def test_runs_every_seed_once_and_reports_from_metrics_files(data_dir: Path, tmp
     record = records["fashion_mlp-seed1"]
     assert record["metrics"] == metrics["fashion_mlp/seed1"]["metrics"] and record["wall_time_s_total"] > 0
     assert record["pieces"] == 1 and "1 torch thread(s) per run, 2 run(s) at a time" in record["environment"]
+    assert record["overrides"][:2] == ["model=fashion_mlp", "seed=1"] and "trainer.max_epochs=1" in record["overrides"]
 
     table = (tmp_path / "docs" / "results.md").read_text()
     accs = sorted(100 * m["metrics"]["test"]["acc"] for k, m in metrics.items() if k.startswith("fashion_mlp/"))
@@ -58,3 +59,9 @@ def test_runs_every_seed_once_and_reports_from_metrics_files(data_dir: Path, tmp
     only_seed_1 = _reproduce(data_dir, tmp_path, "--report-only", "--seeds", "1")
     assert only_seed_1.returncode == 0  # --seeds picks what to run; the report still covers every record
     assert (tmp_path / "docs" / "results.md").read_text() == table
+
+
+def test_a_missing_readme_is_a_one_line_error_before_any_run(data_dir: Path, tmp_path: Path):
+    done = _reproduce(data_dir, tmp_path)
+    assert done.returncode == 1 and not (tmp_path / "runs").exists()
+    assert done.stderr.strip() == f"error: --readme {tmp_path / 'README.md'}: no such file; expected the README whose results block to rewrite"

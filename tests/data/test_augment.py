@@ -53,6 +53,17 @@ def test_hflip_mirrors_about_half_the_batch():
     assert mirrored + kept == 200 and 70 < mirrored < 130
 
 
+def test_nearest_interpolation_moves_whole_pixels():
+    images = _images(64)
+    torch.manual_seed(0)
+    out = RandomAffine(shift=0.1, hflip=True, interpolation="nearest")(images)
+    for original, moved in zip(images, out):  # every pixel a copy of one of its image's pixels: no blur
+        assert torch.isin(moved, original).all()
+    torch.manual_seed(0)
+    blurred = RandomAffine(shift=0.1, hflip=True)(images)
+    assert not all(torch.isin(moved, original).all() for original, moved in zip(images, blurred))
+
+
 def test_the_seed_fixes_the_augmentation():
     images, augment = _images(), RandomAffine(rotation=15, zoom=0.2, shift=0.1, hflip=True)
     torch.manual_seed(5)
@@ -66,7 +77,8 @@ def test_the_seed_fixes_the_augmentation():
     ({"zoom": 1.5}, r"data.augment.zoom=1.5: expected a number in \[0, 1\)"),
     ({"shift": "a"}, r"data.augment.shift='a': expected a number in \[0, 1\)"),
     ({"hflip": "yes"}, r"data.augment.hflip='yes': expected true or false"),
-    ({"shear": 0.1}, r"data.augment.shear: unknown field; expected rotation, zoom, shift, hflip"),
+    ({"interpolation": "cubic"}, r"data.augment.interpolation='cubic': expected bilinear or nearest"),
+    ({"shear": 0.1}, r"data.augment.shear: unknown field; expected rotation, zoom, shift, hflip, interpolation"),
 ])
 def test_bad_fields_are_one_line_errors(options: dict, message: str):
     with pytest.raises(ConfigError, match=message):
