@@ -9,8 +9,8 @@ Usage (real data in ``CNNZOO_DATA_DIR``; runs go to ``outputs/reproduce/<recipe>
     python scripts/reproduce.py --report-only        # rebuild docs/results.md (and README's table) from the records
 
 Each run is ``python -m cnnzoo.train <recipe overrides> seed=N hydra.run.dir=<run dir>``.  When it
-completes, its ``metrics.json``, wall time and per-epoch validation accuracy (from TensorBoard) are
-kept as a record in ``docs/results/runs/<recipe>-seed<N>.json``: small files committed with the
+completes, its ``metrics.json``, overrides, wall time and per-epoch validation accuracy (from
+TensorBoard) are kept as a record in ``docs/results/runs/<recipe>-seed<N>.json``: small files committed with the
 report, so the table can be rebuilt and extended on any machine.  A recipe/seed with a record is
 never run again; a run that was stopped (its
 process stopped, the session over) is resumed from its ``checkpoints/last.ckpt``, so the full set,
@@ -134,8 +134,9 @@ def run_one(recipe: Recipe, seed: int, out: Path, records: Path, threads: int, j
         return f"{recipe.name} seed {seed}: not started (stopping)"
     path = run_dir(out, recipe, seed)
     resume = (path / "checkpoints" / "last.ckpt").is_file()
-    command = [sys.executable, "-m", "cnnzoo.train", *recipe.overrides, f"seed={seed}", f"threads={threads}",
-               f"hydra.run.dir={path}", *(["ckpt_path=last"] if resume else []), *extra]
+    overrides = [*recipe.overrides, f"seed={seed}", f"threads={threads}", *extra]
+    command = [sys.executable, "-m", "cnnzoo.train", *overrides, f"hydra.run.dir={path}",
+               *(["ckpt_path=last"] if resume else [])]
     path.mkdir(parents=True, exist_ok=True)
     record = read_json(path / "reproduce.json") or {"wall_time_s": 0.0, "pieces": 0}
     started = time.time()
@@ -153,7 +154,6 @@ def run_one(recipe: Recipe, seed: int, out: Path, records: Path, threads: int, j
     record["command"] = command
     write_json_atomic(path / "reproduce.json", record)
     if code == 0 and completed(path):
-        overrides = [arg for arg in command[3:] if not arg.startswith(("hydra.run.dir=", "ckpt_path="))]
         keep_record(path, record_path(records, recipe, seed), overrides, record["wall_time_s"], record["pieces"],
                     environment(threads, jobs))
     return f"{recipe.name} seed {seed}: {'ok' if code == 0 else f'exit {code}, see {path}/reproduce.log'}" \

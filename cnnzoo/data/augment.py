@@ -39,7 +39,7 @@ class RandomAffine:
         if not isinstance(hflip, bool):
             raise ConfigError(f"data.augment.hflip={hflip!r}: expected true or false")
         if interpolation not in INTERPOLATIONS:
-            raise ConfigError(f"data.augment.interpolation={interpolation!r}: expected bilinear or nearest")
+            raise ConfigError(f"data.augment.interpolation={interpolation!r}: expected {' or '.join(INTERPOLATIONS)}")
         self.rotation, self.zoom, self.shift, self.hflip = float(rotation), float(zoom), float(shift), hflip
         self.interpolation = interpolation
 
