@@ -8,15 +8,15 @@ Usage (real data in ``CNNZOO_DATA_DIR``; runs go to ``outputs/reproduce/<recipe>
     python scripts/reproduce.py --seeds 3            # run seed 3 only (the report still covers every record)
     python scripts/reproduce.py --report-only        # rebuild docs/results.md (and README's table) from the records
 
-Each run is ``python -m cnnzoo.train <recipe overrides> seed=N hydra.run.dir=<run dir>``.  When it
+Each run is ``python -m cnnzoo.train <recipe overrides> seed=N hydra.run.dir=<run dir>``. When it
 completes, its ``metrics.json``, overrides, wall time and per-epoch validation accuracy (from
-TensorBoard) are kept as a record in ``docs/results/runs/<recipe>-seed<N>.json``: small files committed with the
-report, so the table can be rebuilt and extended on any machine.  A recipe/seed with a record is
-never run again; a run that was stopped (its
-process stopped, the session over) is resumed from its ``checkpoints/last.ckpt``, so the full set,
-hours on a CPU, can be run in pieces.  Ctrl-C or SIGTERM stops it cleanly: the running trainings
-get SIGTERM, write their mid-epoch ``last.ckpt`` and exit, and no new run starts.  Wall times add
-up the pieces (``reproduce.json`` per run).
+TensorBoard) are kept as a record in ``docs/results/runs/<recipe>-seed<N>.json``: small files
+committed with the report, so the table can be rebuilt and extended on any machine. A recipe/seed
+with a record is never run again; a run that was stopped (its process stopped, the session over) is
+resumed from its ``checkpoints/last.ckpt``, so the full set, hours on a CPU, can be run in pieces.
+Ctrl-C or SIGTERM stops it cleanly: the running trainings get SIGTERM, write their mid-epoch
+``last.ckpt`` and exit, and no new run starts. Wall times add up the pieces (``reproduce.json`` per
+run).
 The report is built only from those records.
 """
 
