@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -192,7 +193,14 @@ def summarise(recipe: Recipe, records: Path) -> dict | None:
         "median": median, "min": min(accs), "max": max(accs), "epochs": runs[0][1]["epochs"],
         "wall_median_s": statistics.median(walls), "peak_median": statistics.median(peaks) if peaks else None,
         "holds": None if bound is None or len(runs) < MIN_SEEDS else median >= bound,
+        "runs": [(seed, acc, wall, sharing(m)) for (seed, m), acc, wall in zip(runs, accs, walls)],
     }
+
+
+def sharing(record: dict) -> str:
+    """How many runs the script ran at once, from the record's environment line (its wall time depends on it)."""
+    found = re.search(r"(\d+) run\(s\) at a time", record.get("environment", ""))
+    return f", {found.group(1)} at a time" if found else ""
 
 
 def environment(threads: int, jobs: int) -> str:
@@ -241,6 +249,13 @@ def report(records: Path, doc: Path, curves: Path) -> str:
         lines += ["", *(f"- **{recipe.name} misses its {'target' if recipe.target else 'bound'} by {100 * (recipe.bound - row['median']):.2f} points**;"
                         f" what was tried is written in `conf/{'experiment' if recipe.target else 'model'}/{recipe.name}.yaml`."
                         for recipe, row in missed)]
+    lines += ["", "Every run: seed, accuracy in %, its wall time and how many runs the script ran at once (`--jobs`);"
+              " other work on the machine slowed some runs, so one recipe's times can differ several-fold.",
+              "", "| recipe | runs |", "|---|---|"]
+    for recipe, row in rows:
+        if row:
+            runs = "; ".join(f"seed {seed}: {pct(acc)} ({wall / 60:.1f} min{shared})" for seed, acc, wall, shared in row["runs"])
+            lines.append(f"| {recipe.name} | {runs} |")
     lines += ["", "Notebook figures: " + "; ".join(f"{r.name}: {r.source}" for r in RECIPES if r.source) + "."]
     if curves.is_file():
         lines += ["", f"![asl_cnn learning curves]({curves.relative_to(doc.parent)})",
