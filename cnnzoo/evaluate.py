@@ -4,7 +4,7 @@ Writes into its own Hydra run dir: ``metrics.json`` (test loss, accuracy, macro 
 confusion matrix and the misclassified indices), ``confusion_matrix.png``, ``misclassified.png``
 (up to 24 images titled index / predicted / expected, like notebook 001) and the same figures in
 ``tensorboard/``.  The data is the checkpoint's own unless ``data=<name>`` is given.  A Keras file
-(``keras_model=<file> data=<name>``) is evaluated the same way, through ``cnnzoo.keras``.
+(``keras_model=<file> data=<name>``) is evaluated the same way, through ``cnnzoo.interop.keras_files``.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
-from cnnzoo.callbacks import PredictionReport
-from cnnzoo.checkpoints import check_fits, datamodule_for, load_classifier
+from cnnzoo.training.callbacks import PredictionReport
+from cnnzoo.training.checkpoints import check_fits, datamodule_for, load_classifier
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import user_errors
 from cnnzoo.data import InMemoryDataModule
 from cnnzoo.errors import ConfigError
-from cnnzoo.lit import ClassifierModule, grouped_metrics
+from cnnzoo.training.module import ClassifierModule, grouped_metrics
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -16,13 +16,13 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from cnnzoo.checkpoints import datamodule_for, load_classifier
+from cnnzoo.training.checkpoints import datamodule_for, load_classifier
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import user_errors
 from cnnzoo.data import InMemoryDataModule
 from cnnzoo.errors import ConfigError
-from cnnzoo.images import load_image
-from cnnzoo.lit import ClassifierModule
+from cnnzoo.data.images import load_image
+from cnnzoo.training.module import ClassifierModule
 
 
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:

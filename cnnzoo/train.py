@@ -4,7 +4,7 @@ The function is thin on purpose: it instantiates the DataModule, sizes the Light
 instantiates callbacks, logger and Trainer from config, fits, tests, and writes ``metrics.json``
 into the run directory (next to ``checkpoints/``, ``tensorboard/`` and Hydra's ``.hydra/`` config).
 A run stopped by SIGINT/SIGTERM or a non-finite loss still writes ``metrics.json``, with its status
-and error, before exiting non-zero (see ``cnnzoo.faults``).
+and error, before exiting non-zero (see ``cnnzoo.training.faults``).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cnnzoo.checkpoints import check_fits, check_resumable
+from cnnzoo.training.checkpoints import check_fits, check_resumable
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import user_errors
 from cnnzoo.errors import ConfigError, TrainingError, TrainingInterrupted
-from cnnzoo.faults import FaultHandling, check_output_dirs
-from cnnzoo.lit import ClassifierModule, grouped_metrics
+from cnnzoo.training.faults import FaultHandling, check_output_dirs
+from cnnzoo.training.module import ClassifierModule, grouped_metrics
 
 
 # A DataModule without a validation split returns no val batches on purpose.

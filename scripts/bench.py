@@ -223,7 +223,7 @@ def forloop_optimizer_class(name: str):
     """cnnzoo's Keras optimizer math written as a per-parameter Python loop (what foreach avoids)."""
     import torch
 
-    from cnnzoo.optim import KerasAdam, KerasRMSprop
+    from cnnzoo.training.optim import KerasAdam, KerasRMSprop
 
     class LoopKerasRMSprop(KerasRMSprop):
         def _update(self, group, params, grads):
@@ -248,7 +248,7 @@ def forloop_optimizer_class(name: str):
 
 
 def make_optimizer(params, options: dict, variant: str = "foreach"):
-    from cnnzoo.optim import create_optimizer
+    from cnnzoo.training.optim import create_optimizer
 
     options = dict(options)
     name = options.pop("name")
@@ -426,7 +426,7 @@ def tuned_module_class():
     import torch
     import torch.nn.functional as F
 
-    from cnnzoo.lit import ClassifierModule, _metrics
+    from cnnzoo.training.module import ClassifierModule, _metrics
 
     class TunedClassifierModule(ClassifierModule):
         bench_options: dict[str, str] = {}
@@ -874,7 +874,7 @@ def bench_micro(tmp: Path) -> dict:
     import torch
 
     from cnnzoo.data.batches import TensorBatches
-    from cnnzoo.lit import _metrics
+    from cnnzoo.training.module import _metrics
     from cnnzoo.models import create
 
     def per_call(fn, n=200) -> float:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 from cnnzoo.models import create, model_info
-from cnnzoo.optim import create_optimizer
+from cnnzoo.training.optim import create_optimizer
 
 OPTIMIZERS = {"asl_cnn": "rmsprop"}  # the notebooks' choice; Adam elsewhere
 CATEGORIES = {  # operator-name fragments per part of the network

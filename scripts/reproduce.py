@@ -123,7 +123,7 @@ def keep_record(path: Path, record: Path, overrides: list[str], wall_time_s: flo
 
 
 def stop(signum: int, frame) -> None:  # noqa: ANN001 - signal handler
-    """Start no new run; ask the running ones to checkpoint and exit (cnnzoo.faults does that)."""
+    """Start no new run; ask the running ones to checkpoint and exit (cnnzoo.training.faults does that)."""
     STOPPING.set()
     for process in list(RUNNING):
         process.send_signal(signal.SIGTERM)

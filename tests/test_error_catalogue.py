@@ -22,14 +22,14 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 from PIL import Image
 
-from cnnzoo.checkpoints import check_fits, load_classifier
+from cnnzoo.training.checkpoints import check_fits, load_classifier
 from cnnzoo.data import MNISTDataModule, SignMNISTDataModule
 from cnnzoo.data.augment import create_augmentation
 from cnnzoo.errors import CnnzooError
-from cnnzoo.images import load_image
-from cnnzoo.lit import ClassifierModule
+from cnnzoo.data.images import load_image
+from cnnzoo.training.module import ClassifierModule
 from cnnzoo.models import create
-from cnnzoo.optim import create_optimizer, create_scheduler
+from cnnzoo.training.optim import create_optimizer, create_scheduler
 from cnnzoo.train import train
 from tests.conftest import REPO, compose_run, idx_bytes, save_checkpoint, sign_csv_text, write_idx_dataset
 
@@ -248,7 +248,7 @@ def _(tmp):
 @case("Keras file with an unsupported layer", "a `.keras` model with `LSTM`")
 def _(tmp):
     keras = pytest.importorskip("keras")
-    from cnnzoo.keras import load_model
+    from cnnzoo.interop.keras_files import load_model
 
     keras.backend.clear_session()
     keras.Sequential([keras.Input((28, 28)), keras.layers.LSTM(4), keras.layers.Dense(10)]).save(tmp / "rnn.keras")

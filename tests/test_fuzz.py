@@ -17,7 +17,7 @@ from PIL import Image
 
 from cnnzoo.data.readers import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parse_idx, parse_label_csv, read_bytes
 from cnnzoo.errors import DataError
-from cnnzoo.images import load_image
+from cnnzoo.data.images import load_image
 from tests.conftest import idx_bytes
 
 FUZZ = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])

@@ -13,11 +13,11 @@ from omegaconf import DictConfig
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cnnzoo.callbacks import InputInspection
+from cnnzoo.training.callbacks import InputInspection
 from cnnzoo.data import SignMNISTDataModule
 
 from cnnzoo.errors import ConfigError
-from cnnzoo.lit import ClassifierModule
+from cnnzoo.training.module import ClassifierModule
 from cnnzoo.models import list_models
 from cnnzoo.train import train
 from tests.conftest import CONF, compose_run, real_data_dir, run_cli

@@ -37,7 +37,7 @@ from cnnzoo.models.registry import (
     specs,
 )
 from cnnzoo.models.sequential import KerasSequential, build_sequential
-from cnnzoo.models.summary import ModelSummary, summary
+from cnnzoo.models.summary_table import ModelSummary, summary
 
 __all__ = [
     "Activation",

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnzoo.checkpoints import load_classifier
+from cnnzoo.training.checkpoints import load_classifier
 from cnnzoo.errors import ConfigError, ModelError
-from cnnzoo.export import FORMATS, export_checkpoint
-from cnnzoo.lit import ClassifierModule
+from cnnzoo.interop.deploy import FORMATS, export_checkpoint
+from cnnzoo.training.module import ClassifierModule
 from tests.conftest import save_checkpoint
 
 INPUT = (1, 12, 12)

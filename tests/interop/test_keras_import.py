@@ -1,4 +1,4 @@
-"""``cnnzoo.keras``: Keras files in, Keras' outputs out.
+"""``cnnzoo.interop.keras_files``: Keras files in, Keras' outputs out.
 
 Every file is written by Keras 3 (torch backend) in both of its formats (legacy HDF5 ``.h5`` and
 the ``.keras`` zip) or, for Keras 2 / tf.keras, by hand in their exact HDF5 layout
@@ -17,7 +17,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from cnnzoo.errors import ModelError  # noqa: E402
-from cnnzoo.keras import load_model, load_weights  # noqa: E402
+from cnnzoo.interop.keras_files import load_model, load_weights  # noqa: E402
 from cnnzoo.models import (  # noqa: E402
     Activation,
     AveragePooling2D,
@@ -207,7 +207,7 @@ def test_what_is_not_a_sequential_model_file_is_refused(keras, tmp_path):
     for name, message in [
         ("functional.keras", "the model is a Keras Functional model; only Sequential models (one chain of layers)"),
         ("only.weights.h5", "holds weights only, no model config; build the network and use "
-                            "cnnzoo.keras.load_weights(net, path)"),
+                            "cnnzoo.interop.keras_files.load_weights(net, path)"),
         ("notes.h5", "not a Keras file; expected a .keras zip or an HDF5 .h5/.hdf5 file"),
     ]:
         with pytest.raises(ModelError) as error:

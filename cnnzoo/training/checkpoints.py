@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnzoo.data import InMemoryDataModule
 from cnnzoo.errors import ConfigError, ModelError
-from cnnzoo.lit import ClassifierModule
+from cnnzoo.training.module import ClassifierModule
 
 REQUIRED_HPARAMS = ("arch", "num_classes", "input_shape")
 

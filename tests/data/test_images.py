@@ -1,4 +1,4 @@
-"""``cnnzoo.images.load_image``: what ``predict`` feeds the network, and what it refuses."""
+"""``cnnzoo.data.images.load_image``: what ``predict`` feeds the network, and what it refuses."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from cnnzoo.errors import DataError
-from cnnzoo.images import load_image
+from cnnzoo.data.images import load_image
 
 
 def test_grayscale_image_of_the_right_size_is_taken_as_is(tmp_path: Path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cnnzoo.errors import ConfigError
-from cnnzoo.optim import create_optimizer
+from cnnzoo.training.optim import create_optimizer
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")

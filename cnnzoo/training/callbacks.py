@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from cnnzoo.figures import (
+from cnnzoo.training.figures import (
     confusion_matrix_figure,
     feature_maps_figure,
     image_grid_figure,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cnnzoo.lit import ClassifierModule
+from cnnzoo.training.module import ClassifierModule
 
 
 def test_top5_is_not_merged_into_accuracy_when_the_first_batch_is_all_correct():
@@ -23,8 +23,8 @@ def test_checkpoints_from_before_class_counts_still_load(tmp_path):
     """Earlier cnnzoo saved torchmetrics training states (``train_metrics.*``, ``train_loss.*``)."""
     from torchmetrics import MeanMetric
 
-    from cnnzoo.checkpoints import load_classifier
-    from cnnzoo.lit import _metrics
+    from cnnzoo.training.checkpoints import load_classifier
+    from cnnzoo.training.module import _metrics
     from tests.conftest import save_checkpoint
 
     module = ClassifierModule("mnist_mlp", 24, [1, 28, 28])

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from cnnzoo.errors import ConfigError
-from cnnzoo.lit import ClassifierModule
+from cnnzoo.training.module import ClassifierModule
 from cnnzoo.models import list_models
-from cnnzoo.optim import create_optimizer, create_scheduler
+from cnnzoo.training.optim import create_optimizer, create_scheduler
 from cnnzoo.train import train
 from tests.conftest import CONF, compose_run
 

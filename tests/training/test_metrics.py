@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from cnnzoo.metrics import ClassCounts
+from cnnzoo.training.metrics import ClassCounts
 
 
 @pytest.mark.parametrize(("num_classes", "absent"), [(10, ()), (24, (3, 17)), (4, ())])

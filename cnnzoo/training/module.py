@@ -3,7 +3,7 @@
 The network itself is a plain ``nn.Module`` from ``cnnzoo.models.create`` returning logits; this
 module adds what Keras' ``compile``/``fit`` add: the loss (cross-entropy on logits, equal to Keras'
 categorical cross-entropy on softmax outputs), the optimizer by Keras name with Keras defaults, and
-metrics aggregated per epoch so logging never syncs every step (training: ``cnnzoo.metrics``, one
+metrics aggregated per epoch so logging never syncs every step (training: ``cnnzoo.training.metrics``, one
 confusion-matrix update per step; validation and test: torchmetrics).  Everything needed to
 rebuild the network, and the data config it was trained with, is saved as hyperparameters, so a
 checkpoint alone restores the model and says which data and preprocessing it expects.
@@ -27,10 +27,10 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from cnnzoo.errors import ConfigError, ModelError
-from cnnzoo.metrics import ClassCounts
+from cnnzoo.training.metrics import ClassCounts
 from cnnzoo.models import build_sequential, create, summary
 from cnnzoo.models.layers import SPECS
-from cnnzoo.optim import create_optimizer, create_scheduler
+from cnnzoo.training.optim import create_optimizer, create_scheduler
 
 DEFAULT_OPTIMIZER = {"name": "rmsprop"}  # Keras' compile() default
 
@@ -102,7 +102,7 @@ class ClassifierModule(L.LightningModule):
                    data_config: dict[str, Any] | None = None, **speed: Any) -> ClassifierModule:
         """A Keras Sequential file (``.h5``/``.keras``) as a module to evaluate or fine-tune: its
         architecture goes into the hyper-parameters (checkpoints do not need the file again)."""
-        from cnnzoo.keras import load_model  # h5py only when a Keras file is used
+        from cnnzoo.interop.keras_files import load_model  # h5py only when a Keras file is used
 
         net = load_model(path)
         if net.output_activation not in ("softmax", "linear"):
@@ -146,7 +146,7 @@ class ClassifierModule(L.LightningModule):
         return self._step(batch, "train")["loss"]
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict:
-        return self._step(batch, "val")  # logits feed cnnzoo.callbacks.PredictionReport
+        return self._step(batch, "val")  # logits feed cnnzoo.training.callbacks.PredictionReport
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict:
         return self._step(batch, "test")

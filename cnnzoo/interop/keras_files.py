@@ -132,7 +132,7 @@ def load_model(path: str | Path) -> KerasSequential:
     keras_file = read(path)
     if keras_file.model is None:
         raise ModelError(f"{keras_file.path}: holds weights only, no model config; build the network "
-                         "and use cnnzoo.keras.load_weights(net, path)")
+                         "and use cnnzoo.interop.keras_files.load_weights(net, path)")
     config = _sequential_config(keras_file)
     _check_dtype(config.get("dtype"), f"{keras_file.path}: model {config.get('name')!r}")
     input_entry, entries = _entries(config, keras_file.path)

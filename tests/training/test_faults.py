@@ -11,9 +11,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cnnzoo import faults
+from cnnzoo.training import faults
 from cnnzoo.errors import TrainingError
-from cnnzoo.faults import AtomicCheckpointIO
+from cnnzoo.training.faults import AtomicCheckpointIO
 from cnnzoo.train import train
 from tests.conftest import compose_run, run_cli
 
