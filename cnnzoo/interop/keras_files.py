@@ -3,7 +3,7 @@
 Why this module exists: users of the notebooks have Keras-trained files.  cnnzoo reads them with
 h5py and json alone (no Keras, no TensorFlow), rebuilds the network from the file's own model
 config with the zoo's layer specs and builder (so the layer math exists once), and loads the
-weights through the blocks' Keras-layout converters (kernel layouts, the NHWC flatten order).
+weights through :mod:`cnnzoo.interop.keras_layout` (kernel layouts, the NHWC flatten order).
 
 Files are told apart by content, not by name:
 
@@ -43,7 +43,6 @@ import io
 import json
 import warnings
 import zipfile
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,21 +51,8 @@ import h5py
 import numpy as np
 
 from cnnzoo.errors import ModelError
-from cnnzoo.models.layers import (
-    ACTIVATIONS,
-    Activation,
-    AveragePooling2D,
-    BatchNormalization,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    LayerSpec,
-    MaxPooling2D,
-    SPECS,
-    Shape,
-    keras_auto_name,
-)
+from cnnzoo.interop.keras_layout import layer_weights, load_layer_weights
+from cnnzoo.models.layers import ACTIVATIONS, SPECS, LayerSpec, Shape, keras_names
 from cnnzoo.models.sequential import KerasSequential, build_sequential
 
 #: Options cnnzoo computes only with these values (a null option is always off).
@@ -118,7 +104,7 @@ class KerasFile:
             entries = [(None, kind) for kind in kinds]
         else:
             entries = [(name, None) for name in self.order]
-        keys = _saving_keys([kind for _, kind in entries]) if self.by_key else [name for name, _ in entries]
+        keys = keras_names([kind for _, kind in entries]) if self.by_key else [name for name, _ in entries]
         return [FileLayer(name or key, kind, self.arrays.get(key, [])) for (name, kind), key in zip(entries, keys)]
 
 
@@ -160,7 +146,7 @@ def load_weights(net: KerasSequential, path: str | Path) -> KerasSequential:
     weights are matched in order and must agree in Keras class and array shapes; on a mismatch
     nothing is loaded and the error names the layer.  Returns ``net``."""
     keras_file = read(path)
-    _assign(net, keras_file.layers([layer.kind for layer in net]), keras_file.path)
+    _assign(net, keras_file.layers([spec.kind for spec in net.specs]), keras_file.path)
     return net
 
 
@@ -219,16 +205,6 @@ def _strings(values) -> list[str]:
 def _json_attr(f: h5py.File, name: str) -> dict | None:
     value = f.attrs.get(name)
     return None if value is None else json.loads(value.decode() if isinstance(value, bytes) else value)
-
-
-def _saving_keys(kinds: Sequence[str]) -> list[str]:
-    """Keras 3's keys for a layer list: snake-case class names, repeats numbered (conv2d, conv2d_1)."""
-    seen, keys = Counter(), []
-    for kind in kinds:
-        base = keras_auto_name(kind)
-        keys.append(f"{base}_{seen[base]}" if seen[base] else base)
-        seen[base] += 1
-    return keys
 
 
 # ----------------------------------------------------------------------------- model config
@@ -325,14 +301,14 @@ def _check_options(config: dict, fields: set[str], where: str) -> list[str]:
 
 def _check_batchnorm_axes(net: KerasSequential, entries: list[dict], path: Path) -> None:
     """BatchNormalization must normalise the channel (last Keras) axis, as cnnzoo's does."""
-    for layer, entry in zip(net, entries):
-        if layer.kind != "BatchNormalization":
+    for spec, in_shape, entry in zip(net.specs, net.shapes, entries):
+        if spec.kind != "BatchNormalization":
             continue
         axis = entry["config"].get("axis", -1)
         axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
-        if axis not in (-1, len(layer.input_shape)):
+        if axis not in (-1, len(in_shape)):
             raise ModelError(f"{path}: {_describe(entry)}: axis={entry['config']['axis']!r} is not supported; "
-                             f"expected the channel axis -1 (= {len(layer.input_shape)})")
+                             f"expected the channel axis -1 (= {len(in_shape)})")
 
 
 # ----------------------------------------------------------------------------- weights
@@ -340,20 +316,23 @@ def _check_batchnorm_axes(net: KerasSequential, entries: list[dict], path: Path)
 
 def _assign(net: KerasSequential, layers: list[FileLayer], path: Path) -> None:
     """Load the file's layers with weights into ``net``'s, in order, after checking them all."""
-    ours = [layer for layer in net if layer.num_keras_weights]
+    arrays = layer_weights(net)
+    ours = [i for i, layer in enumerate(arrays) if layer]
     theirs = [layer for layer in layers if layer.arrays]
+    names, kinds = net.layer_names, [spec.kind for spec in net.specs]
     if len(ours) != len(theirs):
         raise ModelError(
             f"{path}: {len(theirs)} layers with weights ({', '.join(t.name for t in theirs)}), but "
-            f"{net.name} has {len(ours)} ({', '.join(o.name for o in ours)})"
+            f"{net.name} has {len(ours)} ({', '.join(names[i] for i in ours)})"
         )
-    for mine, their in zip(ours, theirs):
-        expected = [a.shape for a in mine.keras_weights()]
+    for i, their in zip(ours, theirs):
+        expected = [a.shape for a in arrays[i]]
         got = [a.shape for a in their.arrays]
-        if their.kind not in (None, mine.kind) or got != expected:
+        if their.kind not in (None, kinds[i]) or got != expected:
             raise ModelError(
                 f"{path}: layer {their.name!r} ({their.kind or 'Keras layer'}) has weights of shapes {got}, "
-                f"but {net.name}'s layer {mine.name} ({mine.kind}) takes {expected}"
+                f"but {net.name}'s layer {names[i]} ({kinds[i]}) takes {expected}"
             )
-    for mine, their in zip(ours, theirs):
-        mine.load_keras_weights(their.arrays)
+    for i, their in zip(ours, theirs):
+        arrays[i] = their.arrays
+    load_layer_weights(net, arrays)

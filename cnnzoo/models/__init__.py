@@ -3,7 +3,7 @@
 Why this package exists: every network cnnzoo trains is a Keras ``Sequential`` layer list
 (:mod:`.layers` specs) built into a PyTorch module that returns logits by one builder
 (:mod:`.sequential`); the notebook architectures live, by name, in :mod:`.zoo` /
-:mod:`.registry`; :mod:`.summary` prints them as Keras' ``model.summary()`` does.
+:mod:`.registry`; :mod:`.summary_table` prints them as Keras' ``model.summary()`` does.
 
     >>> from cnnzoo.models import create, summary
     >>> net = create("asl_cnn")                     # (N, 1, 28, 28) -> (N, 24) logits
@@ -21,10 +21,11 @@ from cnnzoo.models.layers import (
     Dense,
     Dropout,
     Flatten,
-    KerasLayer,
     LayerSpec,
     MaxPool2D,
     MaxPooling2D,
+    layer_configs,
+    specs_from_configs,
 )
 from cnnzoo.models.registry import (
     ModelInfo,
@@ -37,7 +38,7 @@ from cnnzoo.models.registry import (
     specs,
 )
 from cnnzoo.models.sequential import KerasSequential, build_sequential
-from cnnzoo.models.summary_table import ModelSummary, summary
+from cnnzoo.models.summary_table import ModelSummary, param_counts, summary
 
 __all__ = [
     "Activation",
@@ -48,7 +49,6 @@ __all__ = [
     "Dense",
     "Dropout",
     "Flatten",
-    "KerasLayer",
     "KerasSequential",
     "LayerSpec",
     "MaxPool2D",
@@ -56,12 +56,15 @@ __all__ = [
     "ModelInfo",
     "ModelSummary",
     "build_sequential",
+    "layer_configs",
     "create",
     "default_input_shape",
     "default_num_classes",
     "list_models",
     "model_info",
+    "param_counts",
     "register",
     "specs",
+    "specs_from_configs",
     "summary",
 ]

@@ -2,8 +2,8 @@
 
 Why this module exists: the notebooks teach by reading ``model.summary()`` (layer names, output
 shapes, parameter counts), so cnnzoo prints the same table, row for row, from the built blocks'
-static shapes and Keras weight lists: shapes in Keras' ``(None, H, W, C)`` order, BatchNorm
-moving statistics counted as non-trainable parameters, sizes as float32 bytes.
+static shapes and parameters: shapes in Keras' ``(None, H, W, C)`` order, BatchNorm moving
+statistics counted as non-trainable parameters (as Keras counts them), sizes as float32 bytes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 from torch import nn
 
 from cnnzoo.errors import ModelError
-from cnnzoo.models.layers import Shape
+from cnnzoo.models.layers import Shape, keras_shape
 from cnnzoo.models.sequential import KerasSequential
 
 
@@ -82,8 +82,16 @@ def summary(net: nn.Module, input_shape: Shape | None = None) -> ModelSummary:
             "rebuild it with create(name, input_shape=...)"
         )
     rows, trainable, non_trainable = [], 0, 0
-    for layer in seq:
-        t, n = layer.param_counts()
+    for name, spec, module, shape in zip(seq.layer_names, seq.specs, seq, seq.shapes[1:]):
+        t, n = param_counts(module)
         trainable, non_trainable = trainable + t, non_trainable + n
-        rows.append(SummaryRow(layer.name, layer.kind, layer.keras_output_shape, t + n))
+        rows.append(SummaryRow(name, spec.kind, keras_shape(shape), t + n))
     return ModelSummary(seq.name, tuple(rows), trainable, non_trainable)
+
+
+def param_counts(module: nn.Module) -> tuple[int, int]:
+    """(trainable, non-trainable) scalar counts, as Keras' ``count_params`` splits them: the
+    buffers (BatchNorm's moving statistics) are non-trainable Keras weights."""
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
+    return trainable, frozen + sum(b.numel() for b in module.buffers())

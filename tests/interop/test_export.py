@@ -28,8 +28,8 @@ def checkpoint(tmp_path_factory) -> Path:
     """A tiny asl_cnn checkpoint (12x12 inputs, 5 classes), BatchNorm statistics away from 0/1."""
     torch.manual_seed(0)
     module = ClassifierModule("asl_cnn", num_classes=5, input_shape=list(INPUT))
-    for layer in module.net:
-        if layer.kind == "BatchNormalization":
+    for spec, layer in zip(module.net.specs, module.net):
+        if spec.kind == "BatchNormalization":
             layer.running_mean.normal_(0, 0.3)
             layer.running_var.uniform_(0.5, 1.5)
     return save_checkpoint(module, tmp_path_factory.mktemp("run") / "last.ckpt")

@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from cnnzoo.errors import ModelError  # noqa: E402
+from cnnzoo.interop.keras_layout import keras_weights, load_keras_weights  # noqa: E402
 from cnnzoo.interop.keras_files import load_model, load_weights  # noqa: E402
 from cnnzoo.models import (  # noqa: E402
     Activation,
@@ -148,14 +149,14 @@ def test_load_weights_fills_a_zoo_network(trained, tmp_path, how):
 def test_load_weights_names_the_layer_that_does_not_fit(trained, tmp_path):
     path = _asl_file(trained("asl_cnn"), tmp_path, "keras3.keras")
     net = create("asl_cnn", num_classes=10)
-    before = net.keras_weights()
+    before = keras_weights(net)
     with pytest.raises(ModelError) as error:
         load_weights(net, path)
     assert str(error.value) == (
         f"{path}: layer 'dense_1' (Dense) has weights of shapes [(512, 24), (24,)], "
         "but asl_cnn's layer dense_1 (Dense) takes [(512, 10), (10,)]"
     )
-    assert all(np.array_equal(a, b) for a, b in zip(before, net.keras_weights()))  # nothing loaded
+    assert all(np.array_equal(a, b) for a, b in zip(before, keras_weights(net)))  # nothing loaded
     with pytest.raises(ModelError, match=r"asl.keras: 8 layers with weights \(conv2d, batch_normalization, .*\), "
                                          r"but mnist_cnn has 4 \(conv2d, conv2d_1, dense, dense_1\)$"):
         load_weights(create("mnist_cnn"), path)

@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from cnnzoo.interop.keras_layout import block_layout, keras_weights, load_keras_weights, to_arrays  # noqa: E402
 from cnnzoo.models import (  # noqa: E402
     Activation,
     AveragePooling2D,
@@ -68,8 +69,8 @@ def _ours_and_keras(keras_model, name, input_shape, num_classes):
 
 def _nontrivial_batchnorm(net, generator):
     """Give every BatchNorm gamma/beta/moving statistics away from 1/0/0/1."""
-    for layer in net:
-        if layer.kind == "BatchNormalization":
+    for spec, layer in zip(net.specs, net):
+        if spec.kind == "BatchNormalization":
             with torch.no_grad():
                 features = layer.weight.shape[0]
                 layer.weight.copy_(torch.rand(features, generator=generator) + 0.5)
@@ -109,7 +110,7 @@ def test_same_probabilities_as_keras_with_our_weights(keras, keras_model, name, 
     generator = torch.Generator().manual_seed(1)
     net, kmodel = _ours_and_keras(keras_model, name, input_shape, num_classes)
     _nontrivial_batchnorm(net, generator)
-    kmodel.set_weights(net.keras_weights())
+    kmodel.set_weights(keras_weights(net))
     assert _max_prob_difference(keras, net, kmodel, generator) <= TOL
 
 
@@ -119,10 +120,10 @@ def test_same_probabilities_as_keras_with_keras_weights(keras, keras_model, name
     net, kmodel = _ours_and_keras(keras_model, name, None, None)
     donor = create(name)
     _nontrivial_batchnorm(donor, generator)
-    kmodel.set_weights(donor.keras_weights())  # BN stats that Keras' own init leaves at 0/1
+    kmodel.set_weights(keras_weights(donor))  # BN stats that Keras' own init leaves at 0/1
     kmodel.set_weights([w + 0.01 for w in kmodel.get_weights()])  # and not our values any more
-    net.load_keras_weights(kmodel.get_weights())
-    for ours, theirs in zip(net.keras_weights(), kmodel.get_weights()):
+    load_keras_weights(net, kmodel.get_weights())
+    for ours, theirs in zip(keras_weights(net), kmodel.get_weights()):
         np.testing.assert_array_equal(ours, theirs)  # the round trip is exact
     assert _max_prob_difference(keras, net, kmodel, generator) <= TOL
 
@@ -133,10 +134,10 @@ def test_custom_spec_list_matches_keras(keras, keras_model):
     kmodel = keras_model(CUSTOM, (2, 9, 7))
     assert [r.output_shape for r in summary(net).rows] == [tuple(k.output.shape)[1:] for k in kmodel.layers]
     _nontrivial_batchnorm(net, generator)
-    kmodel.set_weights(net.keras_weights())
+    kmodel.set_weights(keras_weights(net))
     assert _max_prob_difference(keras, net, kmodel, generator) <= TOL
-    net.load_keras_weights(kmodel.get_weights())
-    for ours, theirs in zip(net.keras_weights(), kmodel.get_weights()):
+    load_keras_weights(net, kmodel.get_weights())
+    for ours, theirs in zip(keras_weights(net), kmodel.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
 
 
@@ -149,8 +150,8 @@ def _layer_pair(keras, spec, in_shape):
     theirs = getattr(keras.layers, spec.kind)(**spec.__dict__)
     c, *spatial = in_shape
     theirs.build((None, *spatial, c))
-    if ours.num_keras_weights:
-        theirs.set_weights(ours.keras_weights())
+    if block_layout(spec.kind, ours):
+        theirs.set_weights(to_arrays(block_layout(spec.kind, ours)))
     return ours, theirs
 
 
@@ -181,7 +182,7 @@ def _nhwc(keras, layer, x, **kwargs):
 )
 def test_padding_matches_keras_numerically(keras, spec, size, expected):
     ours, theirs = _layer_pair(keras, spec, (3, *size))
-    assert ours.output_shape[1:] == expected
+    assert spec.output_shape((3, *size))[1:] == expected
     x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(4))  # negatives: -inf pads matter
     with torch.no_grad():
         got = ours(x)
@@ -200,7 +201,7 @@ def test_batchnorm_training_step_updates_moving_stats_like_keras(keras):
         with torch.no_grad():
             ours.running_mean.uniform_(-1, 1, generator=generator)
             ours.running_var.uniform_(0.5, 2, generator=generator)
-        theirs.set_weights(ours.keras_weights())
+        theirs.set_weights(to_arrays(block_layout("BatchNormalization", ours)))
         y = ours.train()(x)
         if x.ndim == 4:
             want = _nhwc(keras, theirs, x, training=True)

@@ -22,7 +22,9 @@ from cnnzoo.models import (
     MaxPooling2D,
     build_sequential,
     create,
+    param_counts,
 )
+from cnnzoo.interop.keras_layout import keras_weights, load_keras_weights
 from cnnzoo.models.layers import keras_auto_name, padded_size
 
 
@@ -66,10 +68,11 @@ def _tf_average_pool(x, pool, strides):
 def test_average_pooling_same_leaves_padding_out_of_the_mean(pool, strides, size):
     # Keras 3.15's torch backend pads asymmetric windows by edge replication (keras-team/keras
     # PR 23233 fixes it), so TF's definition is the reference here.
-    layer = AveragePooling2D(pool, strides=strides, padding="same").build((2, *size))
+    spec = AveragePooling2D(pool, strides=strides, padding="same")
+    layer = spec.build((2, *size))
     x = torch.randn(3, 2, *size, generator=torch.Generator().manual_seed(0))
     got = layer(x)
-    assert got.shape[2:] == layer.output_shape[1:]
+    assert got.shape[1:] == spec.output_shape((2, *size))
     assert (got - _tf_average_pool(x, pool, strides)).abs().max().item() <= 1e-6
 
 
@@ -83,8 +86,9 @@ def test_max_pooling_same_pads_with_minus_infinity():
 @pytest.mark.parametrize("name", ["conv3_same", "asl_cnn", "mnist_mlp"])
 def test_glorot_uniform_kernels_and_zero_biases(name):
     torch.manual_seed(0)
-    for layer in create(name):
-        if layer.kind not in ("Conv2D", "Dense"):
+    net = create(name)
+    for spec, layer in zip(net.specs, net):
+        if spec.kind not in ("Conv2D", "Dense"):
             continue
         kernel = layer.weight.detach()
         receptive = kernel[0, 0].numel()  # kh * kw for Conv2D, 1 for Dense
@@ -93,7 +97,7 @@ def test_glorot_uniform_kernels_and_zero_biases(name):
         assert kernel.abs().max().item() <= limit
         # The mean of w**2 estimates limit**2 / 3 with relative std sqrt(0.8 / n): allow 5 sigma.
         ratio = kernel.pow(2).mean().item() / (limit**2 / 3)
-        assert abs(ratio - 1) <= 5 * math.sqrt(0.8 / kernel.numel()), layer.name
+        assert abs(ratio - 1) <= 5 * math.sqrt(0.8 / kernel.numel()), spec
         assert abs(kernel.mean().item()) <= 5 * limit / math.sqrt(3 * kernel.numel())
         assert torch.count_nonzero(layer.bias) == 0
 
@@ -104,7 +108,7 @@ def test_batchnorm_uses_keras_defaults():
     assert layer.momentum == pytest.approx(0.01)  # torch's weight of the new batch = 1 - 0.99
     assert torch.equal(layer.weight, torch.ones(5)) and torch.equal(layer.bias, torch.zeros(5))
     assert torch.equal(layer.running_mean, torch.zeros(5)) and torch.equal(layer.running_var, torch.ones(5))
-    assert layer.param_counts() == (10, 10)
+    assert param_counts(layer) == (10, 10)
     custom = BatchNormalization(momentum=0.9, epsilon=1e-5).build((5,))
     assert (custom.momentum, custom.eps) == (pytest.approx(0.1), 1e-5)
 
@@ -136,9 +140,8 @@ def test_activations_are_fused_and_applied():
 def test_flatten_order_maps_our_nchw_positions_to_keras_nhwc_positions():
     net = build_sequential([Flatten(), Dense(2)], (2, 1, 3))
     # Keras flattens (H=1, W=3, C=2) as [c0w0, c1w0, c0w1, c1w1, c0w2, c1w2]; we as [c0w0..c0w2, c1w0..].
-    assert net.flatten.output_keras_order.tolist() == [0, 2, 4, 1, 3, 5]
     keras_kernel = torch.arange(12.0).reshape(6, 2)  # Keras Dense kernel: (inputs, units)
-    net.load_keras_weights([keras_kernel.numpy(), torch.zeros(2).numpy()])
+    load_keras_weights(net, [keras_kernel.numpy(), torch.zeros(2).numpy()])
     x_nchw = torch.randn(1, 2, 1, 3)
     x_keras_flat = x_nchw.permute(0, 2, 3, 1).flatten(1)
     torch.testing.assert_close(net(x_nchw), x_keras_flat @ keras_kernel)
@@ -178,9 +181,9 @@ def test_bad_options_raise_one_line_model_errors(make, message):
 def test_loading_wrong_keras_weights_names_the_layer():
     net = create("fashion_mlp")
     with pytest.raises(ModelError, match="takes 4 Keras weight arrays, got 3"):
-        net.load_keras_weights(net.keras_weights()[:3])
-    weights = net.keras_weights()
+        load_keras_weights(net, keras_weights(net)[:3])
+    weights = keras_weights(net)
     weights[0] = weights[0].T
     expected = r"layer dense \(Dense\) takes Keras weights of shapes \[\(784, 128\), \(128,\)\]"
     with pytest.raises(ModelError, match=expected):
-        net.load_keras_weights(weights)
+        load_keras_weights(net, weights)

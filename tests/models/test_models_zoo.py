@@ -123,7 +123,7 @@ def test_other_input_shapes_and_class_counts(name, kwargs, flat_features):
     shape = kwargs.get("input_shape", default_input_shape(name))
     classes = kwargs.get("num_classes", default_num_classes(name))
     assert (net.input_shape, net.num_classes) == (shape, classes)
-    assert net.flatten.output_shape == (flat_features,)
+    assert net.shapes[net.layer_names.index("flatten") + 1] == (flat_features,)
     assert net(torch.rand(2, *shape)).shape == (2, classes)
     assert specs(name, classes)[-1] == Dense(classes, activation="softmax")
 
@@ -131,7 +131,7 @@ def test_other_input_shapes_and_class_counts(name, kwargs, flat_features):
 def test_last_softmax_is_left_to_the_loss():
     net = create("mnist_mlp").eval()
     last = net[-1]
-    assert last.spec.activation == "softmax" and last.activation == "linear"
+    assert net.specs[-1].activation == "softmax" and last.activation == "linear" and net.output_activation == "softmax"
     with torch.no_grad():
         logits = net(torch.rand(4, 1, 28, 28))
     assert not torch.allclose(logits.sum(1), torch.ones(4))  # raw scores, not probabilities
