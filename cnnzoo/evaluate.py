@@ -4,7 +4,7 @@ Writes into its own Hydra run dir: ``metrics.json`` (test loss, accuracy, macro 
 confusion matrix and the misclassified indices), ``confusion_matrix.png``, ``misclassified.png``
 (up to 24 images titled index / predicted / expected, like notebook 001) and the same figures in
 ``tensorboard/``.  The data is the checkpoint's own unless ``data=<name>`` is given.  A Keras file
-(``keras_model=<file> data=<name>``) is evaluated the same way, through ``cnnzoo.interop.keras_files``.
+(``keras_model=<file> data=<name>``) is opened as a model like a checkpoint and evaluated the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
 from cnnzoo.training.callbacks import PredictionReport
-from cnnzoo.training.checkpoints import check_fits, datamodule_for, load_classifier
+from cnnzoo.training.checkpoints import datamodule_for, open_model
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import user_errors
 from cnnzoo.data import InMemoryDataModule
@@ -52,25 +52,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _model_and_data(cfg: DictConfig) -> tuple[ClassifierModule, InMemoryDataModule]:
-    """The checkpoint with its own data (or ``cfg.data``), or the Keras file with ``cfg.data``."""
+    """The model in ``ckpt_path`` or ``keras_model``, with its own data or ``cfg.data``."""
     if bool(cfg.get("ckpt_path")) == bool(cfg.get("keras_model")):
         raise ConfigError("give one of ckpt_path=<file.ckpt> or keras_model=<file.h5|.keras> (with data=<name>)")
-    if cfg.get("ckpt_path"):
-        module = load_classifier(cfg.ckpt_path)
-        return module, datamodule_for(module, cfg.get("data"))
-    if not cfg.get("data"):
-        raise ConfigError(f"keras_model={cfg.keras_model}: choose the data to evaluate on with data=<mnist|fashion_mnist|sign_mnist>")
-    datamodule = instantiate(cfg.data)
-    module = ClassifierModule.from_keras(cfg.keras_model, class_names=list(datamodule.class_names),
-                                         data_config=OmegaConf.to_container(cfg.data, resolve=True))
-    check_fits(module, datamodule)
-    return module.eval(), datamodule
+    module = open_model(cfg.get("ckpt_path") or cfg.keras_model, data=cfg.get("data"))
+    return module, datamodule_for(module, cfg.get("data"))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     with user_errors():
-        return evaluate(cfg)["metrics"]["test"]["acc"]
+        return evaluate(cfg)["metrics"]["test"]["accuracy"]
 
 
 if __name__ == "__main__":

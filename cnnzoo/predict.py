@@ -73,7 +73,7 @@ def _test_images(datamodule: InMemoryDataModule, indices: list) -> tuple[torch.T
 
 @torch.no_grad()
 def _probabilities(module: ClassifierModule, datamodule: InMemoryDataModule, images: torch.Tensor) -> torch.Tensor:
-    return module(datamodule.preprocess(images)).softmax(dim=1)
+    return module.probabilities(datamodule.preprocess(images))
 
 
 def format_table(records: list[dict[str, Any]]) -> str:

@@ -59,26 +59,23 @@ def _check_model_fits_data(model_cfg: DictConfig, datamodule) -> None:
 
 
 def _model(cfg: DictConfig, datamodule) -> ClassifierModule:
-    """The configured architecture sized from the data, or the Keras file ``keras_model`` to fine-tune."""
-    data_config = OmegaConf.to_container(cfg.data, resolve=True)
-    if cfg.get("keras_model"):
-        optimizer = OmegaConf.to_container(cfg.model.optimizer, resolve=True)
-        model = ClassifierModule.from_keras(cfg.keras_model, optimizer, list(datamodule.class_names), data_config,
-                                            channels_last=cfg.channels_last, compile=cfg.compile)
-        check_fits(model, datamodule)
-        return model
+    """The configured network (``model.arch``, or the Keras file ``keras_model`` to fine-tune),
+    sized from the data."""
     _check_model_fits_data(cfg.model, datamodule)
-    return instantiate(
+    model = instantiate(
         cfg.model,
         num_classes=datamodule.num_classes,
         input_shape=list(datamodule.input_shape),
         class_names=list(datamodule.class_names),
-        data_config=data_config,
+        data_config=OmegaConf.to_container(cfg.data, resolve=True),
         channels_last=cfg.channels_last,
         compile=cfg.compile,
+        keras_model=cfg.get("keras_model"),
         _convert_="all",
         _recursive_=False,  # data_config keeps its _target_ as a record, it is not instantiated here
     )
+    check_fits(model, datamodule)
+    return model
 
 
 def _log_hparams_with_results(trainer: L.Trainer, cfg: DictConfig, result: dict[str, Any]) -> None:
@@ -95,7 +92,7 @@ def _log_hparams_with_results(trainer: L.Trainer, cfg: DictConfig, result: dict[
         "seed": cfg.seed,
     }
     finals = {f"final/{stage}_{name}": value for stage, values in result["metrics"].items()
-              for name, value in values.items() if name in ("acc", "loss")}
+              for name, value in values.items() if name in ("accuracy", "loss")}
     trainer.logger.log_hyperparams(params, metrics=finals)
     trainer.logger.save()
 
@@ -178,7 +175,7 @@ def _checkpoint_bytes(model: L.LightningModule) -> int:
 def main(cfg: DictConfig) -> float | None:
     with user_errors():
         result = train(cfg)
-    return result["metrics"].get("val", result["metrics"].get("test", {})).get("acc")  # for sweepers
+    return result["metrics"].get("val", result["metrics"].get("test", {})).get("accuracy")  # for sweepers
 
 
 if __name__ == "__main__":

@@ -41,10 +41,10 @@ def test_evaluate_writes_metrics_and_figures(trained: dict[str, Path], tmp_path:
     stored = json.loads((tmp_path / "metrics.json").read_text())
     assert stored == json.loads(json.dumps(result))
     assert stored["model"] == "mnist_cnn_small" and stored["data"] == "MNIST"
-    assert {"loss", "acc", "f1", "top5"} <= set(stored["metrics"]["test"])
+    assert {"loss", "accuracy", "f1", "top5"} <= set(stored["metrics"]["test"])
     matrix = np.array(stored["confusion_matrix"])
     assert matrix.shape == (10, 10) and matrix.sum() == 40  # the 40 generated test images
-    wrong = round((1 - stored["metrics"]["test"]["acc"]) * 40)
+    wrong = round((1 - stored["metrics"]["test"]["accuracy"]) * 40)
     assert len(stored["misclassified"]) == min(24, wrong)
     for name in ("confusion_matrix.png", "misclassified.png"):
         assert Image.open(tmp_path / name).format == "PNG"

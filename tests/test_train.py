@@ -84,10 +84,10 @@ def test_one_epoch_writes_metrics_checkpoints_and_tensorboard(data_dir: Path, tm
     stored = json.loads((run_dir / "metrics.json").read_text())
     assert stored == json.loads(json.dumps(result))
     assert stored["model"] == model and stored["epochs"] == 1 and stored["seed"] == 42
-    assert {"train", "test"} <= set(stored["metrics"]) and 0 <= stored["metrics"]["test"]["acc"] <= 1
+    assert {"train", "test"} <= set(stored["metrics"]) and 0 <= stored["metrics"]["test"]["accuracy"] <= 1
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
-    if cfg.data.validation:  # the recipes that validate keep the best checkpoint by val/acc
+    if cfg.data.validation:  # the recipes that validate keep the best checkpoint by val/accuracy
         assert "val" in stored["metrics"] and Path(stored["checkpoints"]["best"]).is_file()
 
     restored = ClassifierModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu")
@@ -124,13 +124,13 @@ def test_tensorboard_holds_scalars_hparams_graph_and_figures(data_dir: Path, tmp
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
     events.Reload()
     tags = events.Tags()
-    assert {"train/loss_epoch", "train/acc", "val/loss", "val/acc", "test/acc", "train/lr"} <= set(tags["scalars"])
-    assert len(events.Scalars("val/acc")) == 2  # one point per epoch
+    assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "test/accuracy", "train/lr"} <= set(tags["scalars"])
+    assert len(events.Scalars("val/accuracy")) == 2  # one point per epoch
     assert {"inputs/samples", "val/confusion_matrix", "val/misclassified", "test/confusion_matrix",
             "test/misclassified", "features/conv2d", "features/max_pooling2d"} <= set(tags["images"])
     assert tags["graph"]
     assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
-    assert {"final/val_acc", "final/test_acc"} <= set(tags["scalars"])  # the HPARAMS tab's metrics
+    assert {"final/val_accuracy", "final/test_accuracy"} <= set(tags["scalars"])  # the HPARAMS tab's metrics
 
 
 def test_cli_runs_and_puts_everything_under_the_run_dir(data_dir: Path, tmp_path: Path):
@@ -167,7 +167,7 @@ def test_one_real_epoch_of_a_small_model(tmp_path: Path, model: str, data: str, 
         "trainer.max_epochs=1", "trainer.accelerator=cpu",
     )
     result = train(cfg)
-    assert result["epochs"] == 1 and result["metrics"]["test"]["acc"] > min_acc
+    assert result["epochs"] == 1 and result["metrics"]["test"]["accuracy"] > min_acc
 
 
 def test_help_and_cfg_job_work_as_in_any_hydra_app(tmp_path: Path):
@@ -184,7 +184,7 @@ def test_cpu_ddp_with_two_processes_writes_results_once(data_dir: Path, tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("Run dir:") + done.stderr.count("Run dir:") == 1
     result = json.loads((run_dir / "metrics.json").read_text())
-    assert result["epochs"] == 1 and 0 <= result["metrics"]["test"]["acc"] <= 1
+    assert result["epochs"] == 1 and 0 <= result["metrics"]["test"]["accuracy"] <= 1
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch000.ckpt", "last.ckpt"]
     assert not list(run_dir.glob(".metrics.json.*"))  # no temp files left by a second writer
     assert (run_dir / "train_ddp_process_1.log").exists()  # the second process ran in the same dir

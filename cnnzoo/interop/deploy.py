@@ -37,14 +37,14 @@ BATCH = torch.export.Dim("batch", min=1)
 
 
 class Probabilities(nn.Module):
-    """What is exported: a cnnzoo network's logits through softmax."""
+    """What is exported: what the Keras model returns (``keras_output``: logits through softmax)."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(images), dim=1)
+        return self.net.keras_output(images)
 
 
 def export_checkpoint(ckpt_path: str | Path | None, fmt: str = "onnx", output: str | Path | None = None) -> Path:

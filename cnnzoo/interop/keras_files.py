@@ -153,6 +153,17 @@ def load_weights(net: KerasSequential, path: str | Path) -> KerasSequential:
 # ----------------------------------------------------------------------------- reading files
 
 
+def is_keras_file(path: str | Path) -> bool:
+    """A ``.keras`` zip (it holds ``config.json``; a torch checkpoint is a zip too) or an HDF5 file."""
+    path = Path(path)
+    if not path.is_file():
+        return path.suffix in (".h5", ".hdf5", ".keras")  # so the error names the Keras file
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            return "config.json" in z.namelist()
+    return h5py.is_hdf5(path)
+
+
 def read(path: str | Path) -> KerasFile:
     """Read a ``.keras`` zip or an HDF5 Keras file (model or weights); anything else is a
     :class:`ModelError`."""

@@ -1,11 +1,12 @@
 """Lightning callbacks that show what a model sees and gets wrong, in TensorBoard and as PNG files.
 
-``PredictionReport`` builds, at the end of each validation and test epoch, a torchmetrics confusion
-matrix and a grid of up to 24 misclassified images (notebook 001's incorrect-predictions cell).
+``PredictionReport`` draws, at the end of each validation and test epoch, the epoch's confusion
+matrix (the LightningModule's own metrics state: one metrics path) and a grid of up to 24
+misclassified images (notebook 001's incorrect-predictions cell).
 ``InputInspection`` logs a grid of training inputs when fitting starts and the feature maps of the
 first convolution and pooling layers when it ends (notebook 004's look inside the network).
 Both stay out of the training step: they read the logits the eval steps return, and only rank 0
-draws (the confusion matrix itself is synchronised across DDP ranks by torchmetrics).
+draws (the confusion matrix is already summed across DDP ranks).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import lightning as L
 import matplotlib.pyplot as plt
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from cnnzoo.training.figures import (
     confusion_matrix_figure,
@@ -51,12 +51,7 @@ class PredictionReport(L.Callback):
         self.max_images = max_images
         self.results: dict[str, dict[str, Any]] = {}
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self.confusion = MulticlassConfusionMatrix(pl_module.hparams.num_classes).to(pl_module.device)
-        self._reset()
-
     def _reset(self) -> None:
-        self.confusion.reset()
         self.seen = 0
         self.mistakes: list[tuple[int, int, int, torch.Tensor]] = []  # index, predicted, expected, image
 
@@ -74,7 +69,6 @@ class PredictionReport(L.Callback):
     def _collect(self, trainer: L.Trainer, outputs: Any, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         images, labels = batch
         predicted = outputs["logits"].argmax(dim=1)
-        self.confusion.to(predicted.device).update(predicted, labels)
         if len(self.mistakes) < self.max_images:
             wrong = (predicted != labels).nonzero().flatten().tolist()[: self.max_images - len(self.mistakes)]
             # Eval loaders are not shuffled; under DDP rank r holds samples r, r + world, ...
@@ -83,17 +77,17 @@ class PredictionReport(L.Callback):
                 self.mistakes.append((index, int(predicted[i]), int(labels[i]), images[i].cpu()))
         self.seen += len(labels)
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
             self._report(trainer, pl_module, "val")
 
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._report(trainer, pl_module, "test")
 
     def _report(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        matrix = self.confusion.compute()  # collective under DDP: every rank computes
         if not trainer.is_global_zero:
             return
+        matrix = pl_module.epoch_results[stage]["confusion_matrix"]  # set by the module's epoch end
         names = list(pl_module.class_names)
         self.results[stage] = {
             "confusion_matrix": matrix.tolist(),
@@ -139,15 +133,15 @@ class InputInspection(L.Callback):
             return
         images = next(iter(trainer.datamodule.test_dataloader()))[0][: self.feature_images].to(pl_module.device)
         net = pl_module.net
-        spatial = [i for i, block in enumerate(net) if block.kind in SPATIAL_KINDS][: self.feature_layers]
+        spatial = [i for i, spec in enumerate(net.specs) if spec.kind in SPATIAL_KINDS][: self.feature_layers]
         was_training = net.training
         net.eval()  # inference mode: BatchNormalization must not update its moving statistics here
         try:
             with torch.no_grad():
                 for i in spatial:
                     maps = net[: i + 1](images)
-                    title = f"{net[i].name} ({net[i].kind})"
-                    writer.add_figure(f"features/{net[i].name}", feature_maps_figure(images, maps, title),
+                    name = net.layer_names[i]
+                    writer.add_figure(f"features/{name}", feature_maps_figure(images, maps, f"{name} ({net.specs[i].kind})"),
                                       trainer.global_step)
         finally:
             net.train(was_training)

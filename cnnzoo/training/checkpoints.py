@@ -47,12 +47,27 @@ def load_classifier(path: str | Path, field: str = "ckpt_path") -> ClassifierMod
     """The ``ClassifierModule`` saved in ``path``, on CPU, in eval mode."""
     checkpoint = read_checkpoint(path, field)
     module = ClassifierModule(**checkpoint["hyper_parameters"])
-    module.upgrade_state_dict(checkpoint["state_dict"])
     problem = _weights_problem(module.state_dict(), checkpoint["state_dict"])
     if problem:
         raise ModelError(f"{field}={path}: its weights are not those of its architecture "
                          f"{module.hparams.arch} ({problem}); is it from another model?")
     module.load_state_dict(checkpoint["state_dict"])
+    return module.eval()
+
+
+def open_model(path: str | Path, data: DictConfig | None = None) -> ClassifierModule:
+    """A cnnzoo checkpoint, or a Keras file (``.h5``/``.keras``, told apart by content) as the same
+    kind of model, in eval mode on CPU.  A Keras file records no data, so it needs ``data``."""
+    from cnnzoo.interop.keras_files import is_keras_file
+
+    if not is_keras_file(path):
+        return load_classifier(path)
+    if not data:
+        raise ConfigError(f"keras_model={path}: choose the data to evaluate on with data=<mnist|fashion_mnist|sign_mnist>")
+    datamodule = instantiate(data)
+    module = ClassifierModule(None, datamodule.num_classes, list(datamodule.input_shape),
+                              class_names=list(datamodule.class_names), keras_model=str(path),
+                              data_config=OmegaConf.to_container(data, resolve=True))
     return module.eval()
 
 

@@ -1,13 +1,12 @@
-"""``ClassCounts``: the training metrics of an epoch from one update per step.
+"""``ClassCounts``: the one metrics path, for training, validation and test alike.
 
-Per step, torchmetrics' accuracy, macro F1 and top-5 each validate and reformat their inputs and
-update their own state: about 0.8 ms on this CPU (``scripts/bench.py --micro``) and a few dozen
-small kernels on a GPU, for numbers that are only read once per epoch.  A confusion matrix holds
-all three: each step adds ``bincount(target * C + predicted)``, one top-5 count and the batch's
-summed loss, and accuracy, macro F1, top-5 and the mean loss are derived at the epoch's end.  It is
-a torchmetrics ``Metric``, so DDP sums it across ranks and checkpoints carry it through a mid-epoch
-resume.  Validation and test keep torchmetrics' own classes; ``tests/test_metrics.py`` checks both
-give the same numbers.
+Why this module exists: accuracy, macro F1, top-5 and the mean loss of an epoch, and the confusion
+matrix the figures draw, all follow from one confusion matrix.  Each step adds
+``bincount(target * C + predicted)``, one top-5 count and the batch's summed loss (a few small
+kernels, no host sync); everything else is derived once per epoch.  It is a torchmetrics
+``Metric``, so DDP sums it across ranks and a checkpoint carries the training counts through a
+mid-epoch resume.  Names are Keras' (``loss``, ``accuracy``, ``f1``, ``top5``);
+``tests/training/test_metrics.py`` checks the values against torchmetrics' own classes.
 """
 
 from __future__ import annotations
@@ -37,19 +36,19 @@ class ClassCounts(Metric):
         if mean_loss is not None:
             self.loss_sum += mean_loss.detach().double() * len(labels)
         self.confusion += torch.bincount(labels * c + logits.argmax(dim=1), minlength=c * c)
-        if c > TOP_K:
-            self.top_k_hits += (logits.topk(TOP_K, dim=1).indices == labels[:, None]).any(dim=1).sum()
+        top = logits.topk(min(TOP_K, c), dim=1).indices
+        self.top_k_hits += (top == labels[:, None]).any(dim=1).sum()
 
     def compute(self) -> dict[str, torch.Tensor]:
-        """``acc`` (micro), ``f1`` (macro over the classes that occur as target or prediction, as
-        torchmetrics averages), ``loss`` (mean per sample) and, with more than 5 classes, ``top5``."""
-        cm = self.confusion.view(self.num_classes, self.num_classes).double()
+        """``accuracy`` (micro), ``f1`` (macro over the classes that occur as target or prediction,
+        as torchmetrics averages), ``top5`` (every class counts with 5 classes or fewer, as in
+        Keras' top-k accuracy), ``loss`` (mean per sample) and the ``confusion_matrix`` itself."""
+        matrix = self.confusion.view(self.num_classes, self.num_classes)
+        cm = matrix.double()
         total = cm.sum().clamp(min=1)
         hits = cm.diagonal()
         support = cm.sum(dim=0) + cm.sum(dim=1)  # predicted + actual: F1's denominator is 2TP + FP + FN
         f1 = 2 * hits / support.clamp(min=1)
-        values = {"acc": hits.sum() / total, "f1": f1[support > 0].mean() if (support > 0).any() else f1.sum(),
-                  "loss": self.loss_sum / total}
-        if self.num_classes > TOP_K:
-            values["top5"] = self.top_k_hits / total
-        return {name: value.float() for name, value in values.items()}
+        values = {"accuracy": hits.sum() / total, "f1": f1[support > 0].mean() if (support > 0).any() else f1.sum(),
+                  "top5": self.top_k_hits / total, "loss": self.loss_sum / total}
+        return {**{name: value.float() for name, value in values.items()}, "confusion_matrix": matrix.clone()}

@@ -34,7 +34,7 @@ def test_evaluate_a_keras_file_like_a_checkpoint(data_dir: Path, tmp_path: Path,
     result = evaluate(compose_run("evaluate", tmp_path / "run", f"keras_model={path}", "data=mnist"))
     images, labels = write_idx_dataset(tmp_path / "same", seed=1)["t10k"]  # the data_dir fixture's MNIST
     keras_predictions = kmodel.predict(images[..., None].astype("float32") / 255, verbose=0).argmax(axis=1)
-    assert result["metrics"]["test"]["acc"] == pytest.approx(float(np.mean(keras_predictions == labels)))
+    assert result["metrics"]["test"]["accuracy"] == pytest.approx(float(np.mean(keras_predictions == labels)))
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["keras_model"] == str(path.resolve())
     assert (tmp_path / "run" / "confusion_matrix.png").is_file() and (tmp_path / "run" / "misclassified.png").is_file()
 
@@ -45,7 +45,7 @@ def test_fine_tune_a_keras_file_into_a_checkpoint_that_stands_alone(data_dir: Pa
     assert result["status"] == "completed" and result["epochs"] == 1
     path.unlink()  # the checkpoint records the architecture itself
     again = evaluate(compose_run("evaluate", tmp_path / "eval", f"ckpt_path={result['checkpoints']['last']}"))
-    assert again["metrics"]["test"]["acc"] == pytest.approx(result["metrics"]["test"]["acc"])
+    assert again["metrics"]["test"]["accuracy"] == pytest.approx(result["metrics"]["test"]["accuracy"])
 
 
 def test_a_keras_file_needs_data_to_be_evaluated_on(tmp_path: Path, keras_file):

@@ -104,7 +104,7 @@ def test_same_config_and_seed_give_bit_identical_runs_on_cpu(data_dir: Path, tmp
                           "data.batch_size=16", "trainer.accelerator=cpu"))
         events = EventAccumulator(str(tmp_path / name / "tensorboard"), size_guidance={"scalars": 0})
         events.Reload()
-        losses = [e.value for e in events.Scalars("train/loss_epoch")]
+        losses = [e.value for e in events.Scalars("train/loss")]
         return losses, _weights(tmp_path / name / "checkpoints" / "last.ckpt")
 
     (losses_a, weights_a), (losses_b, weights_b) = run("a"), run("b")

@@ -78,7 +78,7 @@ def test_optuna_search_maximizes_the_returned_validation_accuracy(data_dir: Path
         metrics = json.loads((trial / "metrics.json").read_text())
         config = OmegaConf.load(trial / ".hydra" / "config.yaml")
         assert metrics["model"] == "mnist_mlp" and set(metrics["metrics"]) == {"train", "val"}
-        val_acc[(config.optimizer.lr, config.data.batch_size)] = metrics["metrics"]["val"]["acc"]
+        val_acc[(config.optimizer.lr, config.data.batch_size)] = metrics["metrics"]["val"]["accuracy"]
     assert len({lr for lr, _ in val_acc}) == 3  # each trial got its own learning rate from Optuna
     # best_value is the highest validation accuracy, and best_params are its trial's
     assert results["best_value"] == pytest.approx(max(val_acc.values()))

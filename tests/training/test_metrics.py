@@ -1,11 +1,11 @@
-"""``ClassCounts`` (training metrics from one confusion-matrix update per step) gives the numbers
-torchmetrics gives for validation and test: accuracy, macro F1 and top-5."""
+"""``ClassCounts`` (every stage's metrics from one confusion-matrix update per step) gives the
+numbers torchmetrics' own classes give: accuracy, macro F1, top-5 and the confusion matrix."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from cnnzoo.training.metrics import ClassCounts
 
@@ -15,9 +15,10 @@ def test_counts_match_torchmetrics(num_classes: int, absent: tuple[int, ...]):
     generator = torch.Generator().manual_seed(num_classes)
     counts = ClassCounts(num_classes)
     reference = {
-        "acc": MulticlassAccuracy(num_classes, average="micro"),
+        "accuracy": MulticlassAccuracy(num_classes, average="micro"),
         "f1": MulticlassF1Score(num_classes, average="macro"),
-        **({"top5": MulticlassAccuracy(num_classes, top_k=5, average="micro")} if num_classes > 5 else {}),
+        "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+        "confusion_matrix": MulticlassConfusionMatrix(num_classes),
     }
     for _ in range(5):
         labels = torch.randint(num_classes, (33,), generator=generator)
@@ -30,6 +31,7 @@ def test_counts_match_torchmetrics(num_classes: int, absent: tuple[int, ...]):
             metric.update(logits, labels)
     values = counts.compute()
     assert sorted(values) == sorted([*reference, "loss"])
+    assert torch.equal(values.pop("confusion_matrix"), reference.pop("confusion_matrix").compute())
     for name, metric in reference.items():
         assert values[name].item() == pytest.approx(metric.compute().item(), abs=1e-6), name
 
@@ -41,7 +43,7 @@ def test_counts_reset_and_state_round_trip():
     copy.persistent(True)
     counts.persistent(True)
     copy.load_state_dict(counts.state_dict())
-    assert copy.compute()["acc"].item() == 1.0 and copy.confusion.sum().item() == 10
+    assert copy.compute()["accuracy"].item() == 1.0 and copy.confusion.sum().item() == 10
     counts.reset()
     assert counts.confusion.sum().item() == 0 and counts.top_k_hits.item() == 0
 

@@ -21,7 +21,7 @@ def test_a_grid_with_failing_jobs_writes_a_summary_of_all_of_them(data_dir: Path
     assert rows["0"]["error"].startswith("TrainingError: non-finite training loss (nan) at epoch 0, step 2")
     assert rows["1"]["error"] == rows["3"]["error"] == "ConfigError: data.batch_size=0: expected a positive integer"
     assert rows["2"]["overrides"].endswith("+callbacks.poison.step=99 data.batch_size=32")
-    assert 0 <= float(rows["2"]["test_acc"]) <= 1 and rows["2"]["epochs"] == "1"
+    assert 0 <= float(rows["2"]["test_accuracy"]) <= 1 and rows["2"]["epochs"] == "1"
     assert (sweep / "2" / "metrics.json").is_file() and not (sweep / "1" / "metrics.json").exists()
     table = (sweep / "summary.md").read_text().splitlines()
     assert table[0].startswith("| job | status | overrides |") and len(table) == 2 + 4
