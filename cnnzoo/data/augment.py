@@ -28,8 +28,8 @@ class RandomAffine:
     """Per-sample random rotation (degrees, uniform in ``±rotation``), zoom (scale uniform in
     ``[1 - zoom, 1 + zoom]``), shift (fraction of width/height, uniform in ``±shift``) and, with
     ``hflip``, a left-right flip with probability 1/2; pixels are read ``bilinear`` or ``nearest``.
-    Draws from torch's global generator, which ``seed`` fixes and checkpoints save, so augmented
-    runs repeat and resume exactly."""
+    Draws from the generator it is given (``TensorBatches`` derives one per batch from the seed,
+    epoch and batch index), so augmented runs repeat and resume exactly."""
 
     def __init__(self, rotation: float = 0.0, zoom: float = 0.0, shift: float = 0.0, hflip: bool = False,
                  interpolation: str = "bilinear") -> None:
@@ -47,18 +47,18 @@ class RandomAffine:
         return (f"RandomAffine(rotation={self.rotation}, zoom={self.zoom}, shift={self.shift}, hflip={self.hflip}, "
                 f"interpolation={self.interpolation!r})")
 
-    @staticmethod
-    def _uniform(n: int, half_width: float) -> torch.Tensor:
-        return torch.rand(n).mul_(2).sub_(1).mul_(half_width)
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         # The 2x3 matrices are drawn on the CPU and cross to the batch's device in one copy.
         n = len(images)
-        angle = self._uniform(n, math.radians(self.rotation))
-        scale = 1.0 + self._uniform(n, self.zoom)  # output pixel -> input pixel: >1 zooms out
-        flip = torch.where(torch.rand(n) < 0.5, -1.0, 1.0) if self.hflip else torch.ones(n)
+
+        def uniform(half_width: float) -> torch.Tensor:
+            return torch.rand(n, generator=generator).mul_(2).sub_(1).mul_(half_width)
+
+        angle = uniform(math.radians(self.rotation))
+        scale = 1.0 + uniform(self.zoom)  # output pixel -> input pixel: >1 zooms out
+        flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) if self.hflip else torch.ones(n)
         # affine_grid works in [-1, 1] coordinates: a shift by a fraction f of the size is 2f.
-        shift_x, shift_y = (2 * self._uniform(n, self.shift) for _ in range(2))
+        shift_x, shift_y = (2 * uniform(self.shift) for _ in range(2))
         cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
         theta = torch.stack([torch.stack([cos * flip, -sin, shift_x], dim=1),
                              torch.stack([sin * flip, cos, shift_y], dim=1)], dim=1)

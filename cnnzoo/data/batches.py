@@ -4,18 +4,20 @@ The datasets are a few tens of MB of uint8, so the per-sample ``Dataset.__getite
 path of a ``DataLoader`` is pure overhead.  ``TensorBatches`` keeps the uint8 images on one device
 (the GPU when training there), draws a shuffled index tensor per epoch, gathers each batch with one
 indexing op and converts/scales it with one vectorised op (training batches may then be augmented
-by one more, ``cnnzoo.data.augment``).  It is a plain iterable with ``len``, which Lightning
+by one more, ``cnnzoo.data.augment``, drawing from a generator of its own per batch).  It is a plain iterable with ``len``, which Lightning
 accepts as a dataloader; under DDP each rank takes its own shard.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
 BatchTransform = Callable[[torch.Tensor], torch.Tensor]
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 class Preprocess:
@@ -53,7 +55,7 @@ class TensorBatches:
         seed: int = 0,
         drop_last: bool = False,
         transform: BatchTransform = Preprocess(),
-        augment: BatchTransform | None = None,
+        augment: Augment | None = None,
         rank: int = 0,
         world_size: int = 1,
         start_epoch: int = 0,
@@ -111,4 +113,13 @@ class TensorBatches:
             else:
                 index = order[start : start + self.batch_size]
             images = self.transform(self.images[index])
-            yield (self.augment(images) if self.augment else images), self.labels[index]
+            if self.augment is not None:
+                images = self.augment(images, self.batch_generator(self._running, self._yielded - 1))
+            yield images, self.labels[index]
+
+    def batch_generator(self, epoch: int, batch: int) -> torch.Generator:
+        """The random stream of one batch's augmentation, derived from (seed, rank, epoch, batch)
+        alone: a resumed run draws what an uninterrupted one drew, and nothing else that uses
+        randomness (dropout, callbacks, another iteration of this loader) shifts it."""
+        key = hashlib.sha256(f"{self.seed}/{self.rank}/{epoch}/{batch}".encode()).digest()
+        return torch.Generator().manual_seed(int.from_bytes(key[:8], "little"))

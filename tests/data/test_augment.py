@@ -19,13 +19,12 @@ def _images(n: int = 16) -> torch.Tensor:
 
 def test_zero_ranges_are_the_identity():
     images = _images()
-    assert torch.allclose(RandomAffine()(images), images, atol=1e-5)  # float32 grid arithmetic
+    assert torch.allclose(RandomAffine()(images, torch.Generator()), images, atol=1e-5)  # float32 grid arithmetic
 
 
 def test_every_sample_gets_its_own_transform_within_the_input_range():
     images = _images(1).repeat(8, 1, 1, 1)
-    torch.manual_seed(0)
-    out = RandomAffine(rotation=10, zoom=0.1, shift=0.1)(images)
+    out = RandomAffine(rotation=10, zoom=0.1, shift=0.1)(images, torch.Generator().manual_seed(0))
     assert out.shape == images.shape and out.dtype == images.dtype
     assert len({tuple(sample.flatten()[:50].tolist()) for sample in out}) == 8  # all different
     assert out.min() >= images.min() - 1e-6 and out.max() <= images.max() + 1e-6  # bilinear, edge fill
@@ -35,8 +34,7 @@ def test_a_shift_moves_the_content_and_fills_with_the_edge():
     image = torch.zeros(1, 1, 28, 28)
     image[..., 10:14, 10:14] = 1.0
     out = RandomAffine(shift=0.25)  # draws one shift; check it against the moved square's centre
-    torch.manual_seed(1)
-    shifted = out(image)
+    shifted = out(image, torch.Generator().manual_seed(1))
     mass = shifted[0, 0]
     rows, cols = torch.nonzero(mass > 0.5, as_tuple=True)
     assert len(rows) > 0 and (rows.float().mean() - 11.5).abs() <= 7 and (cols.float().mean() - 11.5).abs() <= 7
@@ -46,8 +44,7 @@ def test_a_shift_moves_the_content_and_fills_with_the_edge():
 def test_hflip_mirrors_about_half_the_batch():
     image = torch.zeros(1, 1, 28, 28)
     image[..., :, :4] = 1.0  # a bar on the left edge
-    torch.manual_seed(0)
-    out = RandomAffine(hflip=True)(image.repeat(200, 1, 1, 1))
+    out = RandomAffine(hflip=True)(image.repeat(200, 1, 1, 1), torch.Generator().manual_seed(0))
     mirrored = (out[:, 0, :, -4:].mean(dim=(1, 2)) > 0.99).sum().item()
     kept = (out[:, 0, :, :4].mean(dim=(1, 2)) > 0.99).sum().item()
     assert mirrored + kept == 200 and 70 < mirrored < 130
@@ -55,21 +52,31 @@ def test_hflip_mirrors_about_half_the_batch():
 
 def test_nearest_interpolation_moves_whole_pixels():
     images = _images(64)
-    torch.manual_seed(0)
-    out = RandomAffine(shift=0.1, hflip=True, interpolation="nearest")(images)
+    out = RandomAffine(shift=0.1, hflip=True, interpolation="nearest")(images, torch.Generator().manual_seed(0))
     for original, moved in zip(images, out):  # every pixel a copy of one of its image's pixels: no blur
         assert torch.isin(moved, original).all()
-    torch.manual_seed(0)
-    blurred = RandomAffine(shift=0.1, hflip=True)(images)
+    blurred = RandomAffine(shift=0.1, hflip=True)(images, torch.Generator().manual_seed(0))
     assert not all(torch.isin(moved, original).all() for original, moved in zip(images, blurred))
 
 
-def test_the_seed_fixes_the_augmentation():
-    images, augment = _images(), RandomAffine(rotation=15, zoom=0.2, shift=0.1, hflip=True)
-    torch.manual_seed(5)
-    first = augment(images)
-    torch.manual_seed(5)
-    assert torch.equal(first, augment(images))
+def _augmented_batches(data_dir: Path, seed: int, state: dict | None = None) -> list[torch.Tensor]:
+    dm = SignMNISTDataModule(data_dir=data_dir, batch_size=8, seed=seed, augment={"rotation": 20, "shift": 0.1})
+    dm.setup()
+    loader = dm.train_dataloader()
+    if state:
+        loader.load_state_dict(state)
+    return [images for images, _ in loader]
+
+
+def test_augmentation_comes_from_the_seed_and_position_not_the_global_generator(data_dir: Path):
+    torch.manual_seed(0)
+    first = _augmented_batches(data_dir, seed=7)
+    torch.manual_seed(123)  # dropout, callbacks or anything else drawing in between changes nothing
+    assert all(torch.equal(a, b) for a, b in zip(first, _augmented_batches(data_dir, seed=7)))
+    resumed = _augmented_batches(data_dir, seed=7, state={"epoch": 0, "batches": 3})  # a mid-epoch resume
+    assert len(resumed) == len(first) - 3 and all(torch.equal(a, b) for a, b in zip(first[3:], resumed))
+    other = _augmented_batches(data_dir, seed=8)
+    assert not torch.allclose(first[0], other[0])
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -90,7 +97,6 @@ def test_only_training_batches_are_augmented(data_dir: Path):
     augmented = SignMNISTDataModule(data_dir=data_dir, batch_size=8, augment={"rotation": 20, "shift": 0.1})
     for dm in (plain, augmented):
         dm.setup()
-    torch.manual_seed(0)
     train_plain, train_aug = next(iter(plain.train_dataloader())), next(iter(augmented.train_dataloader()))
     assert torch.equal(train_plain[1], train_aug[1]) and not torch.allclose(train_plain[0], train_aug[0])
     for loader in ("val_dataloader", "test_dataloader"):

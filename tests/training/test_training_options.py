@@ -55,11 +55,14 @@ def test_bad_schedules_are_one_line_errors(name: str, options: dict, message: st
         create_scheduler(optimizer, 10, name, **options)
 
 
-def test_label_smoothing_is_torch_cross_entropy_with_smoothing():
+def test_label_smoothing_is_keras_smoothed_categorical_crossentropy():
     module = ClassifierModule("mnist_mlp", 10, [1, 28, 28], label_smoothing=0.1)
-    logits, labels = torch.randn(6, 10), torch.arange(6)
-    loss = module.loss(logits, labels)
-    assert loss.item() == pytest.approx(F.cross_entropy(logits, labels, label_smoothing=0.1).item(), rel=1e-6)
+    logits, labels = torch.randn(6, 10, generator=torch.Generator().manual_seed(0)), torch.arange(6)
+    # Keras: targets y * (1 - s) + s / classes, then categorical cross-entropy on the softmax.
+    targets = F.one_hot(labels, 10).float() * 0.9 + 0.1 / 10
+    keras_loss = -(targets * torch.log(torch.softmax(logits, dim=1))).sum(dim=1).mean()
+    assert module.loss(logits, labels).item() == pytest.approx(keras_loss.item(), rel=1e-6)
+    assert module.loss(logits, labels).item() > ClassifierModule("mnist_mlp", 10, [1, 28, 28]).loss(logits, labels).item() - 1
     with pytest.raises(ConfigError, match=r"model.label_smoothing=1.5: expected a number in \[0, 1\)"):
         ClassifierModule("mnist_mlp", 10, [1, 28, 28], label_smoothing=1.5)
 
