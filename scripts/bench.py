@@ -1,33 +1,32 @@
 #!/usr/bin/env python
 """Training throughput, side by side: cnnzoo against a hand loop, naive Lightning and Keras.
 
-For each model, every contender trains ``--warmup`` untimed steps and then ``--steps`` timed ones
-(a step is one batch), once per round; the contenders are interleaved and their order rotates every
-round.  Each cell is the median images/s of ``--rounds`` rounds, with [min-max] beside it.  Batch
-size, optimizer and data come from the model's recipe (``cnnzoo.recipes``), never from here::
+Per model, each contender trains ``--warmup`` untimed steps and ``--steps`` timed ones (a step is one
+batch) once per round; contenders are interleaved, their order rotated every round.  A cell is the
+median images/s of ``--rounds`` rounds, [min-max] beside it.  Batch size, optimizer and data come from
+the model's recipe (``cnnzoo.recipes``)::
 
     CNNZOO_DATA_DIR=/work/shared/data .venv/bin/python scripts/bench.py --json bench.json
 
 Contenders (``--contenders``, comma separated):
 
-* ``cnnzoo``        the real path: the config ``python -m cnnzoo.train model=<name>`` composes, run by
-                    ``cnnzoo.train.train`` (DataModule, ClassifierModule, callbacks, logger, Trainer)
-                    for ``warmup + steps`` batches, a timing callback added.
-* ``hand``          a minimal PyTorch loop over the DataModule's batches: same network and optimizer, NCHW.
-* ``hand_cl``       the hand loop with channels_last (the layout cnnzoo trains in).
-* ``naive``         the Lightning baseline a user writes first: ``DataLoader(TensorDataset)``, per-step
-                    ``self.log(..., prog_bar=True)`` of loss and accuracy, Lightning's defaults.
-* ``keras3_torch``  Keras 3 ``model.fit`` on the torch backend (a ``bench_keras_worker.py`` subprocess).
-* ``keras3_tf``, ``tf_keras2``  Keras 3 and Keras 2 on TensorFlow (``--tf-python <venv python>``).
+* ``cnnzoo``   the real path: ``cnnzoo.train.train`` on the config ``python -m cnnzoo.train model=<name>``
+               composes, for ``warmup + steps`` batches, with a timing callback added.
+* ``hand``     a minimal PyTorch loop over the DataModule's batches, same network and optimizer, NCHW;
+               ``hand_cl``: the same with channels_last (the layout cnnzoo trains in).
+* ``naive``    the Lightning baseline a user writes first: ``DataLoader(TensorDataset)``, per-step
+               ``self.log(..., prog_bar=True)`` of loss and accuracy, Lightning's defaults.
+* ``keras3_torch``  Keras 3 ``model.fit`` on torch; ``keras3_tf``, ``tf_keras2``: Keras 3 and 2 on
+               TensorFlow (``--tf-python <venv python>``); each a ``bench_keras_worker.py`` subprocess.
 
-``--extras`` adds the Sign-MNIST CSV load time (no cache / cached) and, for a whole ``python -m
-cnnzoo.train`` process, the time to its first optimizer step and its peak RSS.  ``--quick`` is one
-round of a few steps (tests/test_bench_smoke.py runs it on tiny generated data).
+``--extras`` adds Sign-MNIST CSV load times and, for a ``python -m cnnzoo.train`` process, the time to
+its first step and its peak RSS.  ``--quick``: one round of a few steps (tests/test_bench_smoke.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -41,15 +40,27 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+from unittest import mock
 
 import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().with_name("bench_keras_worker.py")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-MODELS = ("asl_cnn", "mnist_cnn", "fashion_cnn")
+from cnnzoo.data.sources import SIGN_MNIST, default_data_dir  # noqa: E402 - after the repo root is on sys.path
+from cnnzoo.models import specs  # noqa: E402
+from cnnzoo.recipes import recipe  # noqa: E402
+from cnnzoo.train import train  # noqa: E402
+from cnnzoo.training.optim import create_optimizer  # noqa: E402
+
 KERAS = {"keras3_torch": "torch", "keras3_tf": "tensorflow", "tf_keras2": "tf_keras"}
 
 
@@ -58,8 +69,7 @@ def log(message: str) -> None:
 
 
 class StepTimer(pl.Callback):
-    """Times steps ``warmup + 1 ..``: from the end of step ``warmup`` to the end of the last one.
-    Lightning calls it after every batch; the hand loop calls ``tick`` itself."""
+    """Times from the end of step ``warmup`` to the end of the last (Lightning's hook or ``tick``)."""
 
     last: StepTimer | None = None  # the one ``cnnzoo.train`` instantiated from the config
 
@@ -69,8 +79,7 @@ class StepTimer(pl.Callback):
         StepTimer.last = self
 
     def tick(self, samples: int) -> None:
-        self.steps += 1
-        now = time.perf_counter()
+        self.steps, now = self.steps + 1, time.perf_counter()
         if self.steps == self.warmup:
             self.begin = now
         elif self.steps > self.warmup:
@@ -88,9 +97,8 @@ class StepTimer(pl.Callback):
 class FirstStep(pl.Callback):
     """For ``--extras``: writes the wall-clock time of the first optimizer step to $BENCH_FIRST_STEP."""
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        path = Path(os.environ["BENCH_FIRST_STEP"])
-        if not path.exists():
+    def on_train_batch_end(self, *args) -> None:
+        if not (path := Path(os.environ["BENCH_FIRST_STEP"])).exists():
             path.write_text(str(time.time()))
 
 
@@ -101,30 +109,23 @@ class Setup:
     model: str
     recipe: Any  # cnnzoo.recipes.Recipe
     datamodule: Any  # set up: .splits["train"] holds the uint8 training split
-    warmup: int
-    steps: int
+    args: argparse.Namespace  # warmup, steps, threads, tf_python
     tmp: Path
-    tf_python: str | None
-    threads: int | None
 
     @property
-    def batch_size(self) -> int:
-        return self.recipe.batch_size
+    def batches(self) -> int:
+        return self.args.warmup + self.args.steps
 
     def subset(self):
         """The first ``warmup + steps`` batches' worth of training images and labels."""
         images, labels = self.datamodule.splits["train"]
-        n = (self.warmup + self.steps) * self.batch_size
+        n = self.batches * self.recipe.batch_size
         return images[:n], labels[:n]
 
 
 def hydra_config(overrides: list[str], run_dir: Path):
     """The config ``python -m cnnzoo.train <overrides>`` runs with, installed as the current Hydra
     config (as tests/conftest.py's compose_run does) so that ``cnnzoo.train.train`` can run in-process."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3", job_name="train"):
         cfg = compose("train", overrides=[*overrides, f"hydra.run.dir={run_dir}"], return_hydra_config=True)
     with open_dict(cfg):
@@ -134,14 +135,12 @@ def hydra_config(overrides: list[str], run_dir: Path):
 
 
 def run_cnnzoo(s: Setup) -> dict:
-    from cnnzoo.train import train
-
     run_dir = Path(tempfile.mkdtemp(prefix="cnnzoo_", dir=s.tmp))
-    threads = [f"threads={s.threads}"] if s.threads else []
+    threads = [f"threads={s.args.threads}"] if s.args.threads else []
     cfg = hydra_config([*s.recipe.overrides, "trainer.max_epochs=1", "test=false", *threads,
-                        f"+trainer.limit_train_batches={s.warmup + s.steps}", "+trainer.limit_val_batches=1",
+                        f"+trainer.limit_train_batches={s.batches}", "+trainer.limit_val_batches=1",
                         f"+callbacks.bench_timer._target_={__name__}.StepTimer",
-                        f"+callbacks.bench_timer.warmup={s.warmup}"], run_dir)
+                        f"+callbacks.bench_timer.warmup={s.args.warmup}"], run_dir)
     outcome = train(cfg)
     shutil.rmtree(run_dir, ignore_errors=True)
     if outcome["status"] != "completed":
@@ -150,19 +149,12 @@ def run_cnnzoo(s: Setup) -> dict:
 
 
 def hand_loop(s: Setup, channels_last: bool) -> dict:
-    import torch
-    import torch.nn.functional as F
-
-    from cnnzoo.training.optim import create_optimizer
-
     torch.manual_seed(42)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     net = s.recipe.network().to(memory_format=layout).train()
     optimizer = create_optimizer(net.parameters(), **s.recipe.optimizer)
-    timer = StepTimer(s.warmup)
-    for step, (images, labels) in enumerate(s.datamodule.train_dataloader()):
-        if step == s.warmup + s.steps:
-            break
+    timer = StepTimer(s.args.warmup)
+    for _, (images, labels) in zip(range(s.batches), s.datamodule.train_dataloader()):
         loss = F.cross_entropy(net(images.contiguous(memory_format=layout)), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -179,8 +171,6 @@ class NaiveModule(pl.LightningModule):
         self.net, self.optimizer_config = net, optimizer
 
     def training_step(self, batch, batch_idx):
-        import torch.nn.functional as F
-
         images, labels = batch
         logits = self.net(images)
         loss = F.cross_entropy(logits, labels)
@@ -189,19 +179,16 @@ class NaiveModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        from cnnzoo.training.optim import create_optimizer
-
         return create_optimizer(self.parameters(), **self.optimizer_config)
 
 
 def run_naive(s: Setup) -> dict:
-    import torch
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(42)
     images, labels = s.subset()
-    loader = DataLoader(TensorDataset(images.float() / 255.0, labels), batch_size=s.batch_size, shuffle=True)
-    timer = StepTimer(s.warmup)
+    loader = DataLoader(TensorDataset(images.float() / 255.0, labels), batch_size=s.recipe.batch_size, shuffle=True)
+    timer = StepTimer(s.args.warmup)
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, callbacks=[timer],
                          default_root_dir=tempfile.mkdtemp(prefix="naive_", dir=s.tmp))
     trainer.fit(NaiveModule(s.recipe.network(), s.recipe.optimizer), train_dataloaders=loader)
@@ -210,10 +197,6 @@ def run_naive(s: Setup) -> dict:
 
 def run_keras(s: Setup, kind: str) -> dict:
     """``bench_keras_worker.py`` on this model's subset, with the recipe's network, batch and optimizer."""
-    import numpy as np
-
-    from cnnzoo.models import specs
-
     data, spec, out = s.tmp / f"{s.model}.npz", s.tmp / f"{s.model}.json", s.tmp / "keras_result.json"
     if not data.exists():
         images, labels = s.subset()
@@ -221,10 +204,10 @@ def run_keras(s: Setup, kind: str) -> dict:
         layers = [{"kind": layer.kind, "fields": dataclasses.asdict(layer)}
                   for layer in specs(s.recipe.arch, s.datamodule.num_classes)]
         spec.write_text(json.dumps({"input_shape": list(s.datamodule.input_shape), "layers": layers}))
-    python = sys.executable if kind == "keras3_torch" else s.tf_python
+    python = sys.executable if kind == "keras3_torch" else s.args.tf_python
     command = [python, str(WORKER), "--backend", KERAS[kind], "--spec", str(spec), "--data", str(data),
-               "--batch-size", str(s.batch_size), "--optimizer", json.dumps(s.recipe.optimizer),
-               "--warmup-steps", str(s.warmup), "--out", str(out)]
+               "--batch-size", str(s.recipe.batch_size), "--optimizer", json.dumps(s.recipe.optimizer),
+               "--warmup-steps", str(s.args.warmup), "--out", str(out)]
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     done = subprocess.run(command, env={**env, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True)
     if done.returncode:
@@ -244,63 +227,50 @@ CONTENDERS: dict[str, Callable[[Setup], dict]] = {
 def skip_reason(contender: str, tf_python: str | None) -> str:
     if contender == "keras3_torch" and importlib.util.find_spec("keras") is None:
         return "keras is not installed in this venv"
-    if contender in ("keras3_tf", "tf_keras2"):
-        if not tf_python:
-            return "no --tf-python given (a venv with tensorflow-cpu, and tf_keras for tf_keras2)"
-        if not Path(tf_python).exists():
-            return f"--tf-python {tf_python} does not exist"
+    if contender in ("keras3_tf", "tf_keras2") and not tf_python:
+        return "no --tf-python given (a venv with tensorflow-cpu, and tf_keras for tf_keras2)"
+    if contender in ("keras3_tf", "tf_keras2") and not Path(tf_python).exists():
+        return f"--tf-python {tf_python} does not exist"
     return ""
 
 
 def bench_model(model: str, contenders: list[str], args, tmp: Path) -> dict:
     """Interleaved rounds of every contender on one model: contender -> summary, skip or error."""
-    from cnnzoo.recipes import recipe
-
     r = recipe(model)
     datamodule = r.datamodule()
     datamodule.setup("fit")
-    s = Setup(model, r, datamodule, args.warmup, args.steps, tmp, args.tf_python, args.threads)
+    s = Setup(model, r, datamodule, args, tmp)
     log(f"{model}: {len(datamodule.splits['train'][0])} training images ({datamodule.name}), "
         f"batch {r.batch_size}, {r.optimizer['name']}")
-    table: dict[str, dict] = {}
-    for contender in contenders:
-        if reason := skip_reason(contender, args.tf_python):
-            table[contender] = {"skipped": reason}
+    table = {c: {"skipped": why} for c in contenders if (why := skip_reason(c, args.tf_python))}
     running = [c for c in contenders if c not in table]
     samples: dict[str, list[float]] = {c: [] for c in running}
     for round_ in range(args.rounds):
         shift = round_ % max(len(running), 1)
-        for contender in running[shift:] + running[:shift]:
-            if contender in table:  # it failed in an earlier round
-                continue
+        for contender in [c for c in running[shift:] + running[:shift] if c not in table]:  # not failed yet
             try:
                 outcome = CONTENDERS[contender](s)
             except Exception as e:  # noqa: BLE001 - reported in the table, the others still run
                 outcome = {"error": f"{type(e).__name__}: {e}"}
             if "error" in outcome:
                 table[contender] = {"error": outcome["error"]}
-                log(f"{model} round {round_ + 1} {contender}: {outcome['error']}")
-                continue
-            samples[contender].append(outcome["images_per_s"])
-            if "versions" in outcome:
-                table.setdefault("_versions", {})[contender] = outcome["versions"]
-            log(f"{model} round {round_ + 1}/{args.rounds} {contender}: {outcome['images_per_s']:.0f} img/s")
-    versions = table.pop("_versions", {})
-    for contender, values in samples.items():
-        if contender not in table:
-            table[contender] = {"median": statistics.median(values), "min": min(values), "max": max(values),
-                                "rounds": [round(v, 1) for v in values], "versions": versions.get(contender)}
+            else:
+                samples[contender].append(outcome["images_per_s"])
+                table.setdefault(f"{contender} versions", outcome.get("versions"))
+            log(f"{model} round {round_ + 1}/{args.rounds} {contender}: "
+                + outcome.get("error", f"{outcome.get('images_per_s', 0):.0f} img/s"))
+    for c in running:
+        if c not in table:
+            table[c] = {"median": statistics.median(samples[c]), "min": min(samples[c]), "max": max(samples[c]),
+                        "rounds": [round(v, 1) for v in samples[c]], "versions": table[f"{c} versions"]}
     return {c: table[c] for c in contenders}
 
 
 def ratios(results: dict) -> dict:
     """cnnzoo's median over every other measured contender's, per model."""
-    out = {}
-    for model, table in results.items():
-        medians = {c: row["median"] for c, row in table.items() if "median" in row}
-        if "cnnzoo" in medians:
-            out[model] = {f"cnnzoo / {c}": round(medians["cnnzoo"] / v, 3) for c, v in medians.items() if c != "cnnzoo"}
-    return out
+    medians = {m: {c: row["median"] for c, row in table.items() if "median" in row} for m, table in results.items()}
+    return {m: {f"cnnzoo / {c}": round(med["cnnzoo"] / v, 3) for c, v in med.items() if c != "cnnzoo"}
+            for m, med in medians.items() if "cnnzoo" in med}
 
 
 def cpu_info() -> dict:
@@ -314,23 +284,16 @@ def cpu_info() -> dict:
 
 def extras(tmp: Path) -> dict:
     """Sign-MNIST CSV load (no cache, then cached) and a whole ``cnnzoo.train`` process's start-up."""
-    from cnnzoo.data.sources import SIGN_MNIST, default_data_dir
-
-    out: dict[str, Any] = {}
-    source = default_data_dir() / SIGN_MNIST.folder
-    if source.is_dir():
-        root = tmp / "csv"
-        shutil.copytree(source, root / SIGN_MNIST.folder)
-        saved, os.environ["XDG_CACHE_HOME"] = os.environ.get("XDG_CACHE_HOME"), str(root / "cache")
-        times = []  # the first load finds an empty cache and parses the CSVs
-        for _ in range(4):
-            started = time.perf_counter()
-            SIGN_MNIST.load(root)
-            times.append(time.perf_counter() - started)
-        os.environ.pop("XDG_CACHE_HOME") if saved is None else os.environ.update(XDG_CACHE_HOME=saved)
-        out["sign_mnist_csv_load_s"] = {"no_cache": round(times[0], 3), "cached": round(statistics.median(times[1:]), 3)}
-    else:
-        out["sign_mnist_csv_load_s"] = {"error": f"{source} not found"}
+    out: dict[str, Any] = {"sign_mnist_csv_load_s": {"error": f"no {SIGN_MNIST.folder}/ in {default_data_dir()}"}}
+    if (source := default_data_dir() / SIGN_MNIST.folder).is_dir():
+        shutil.copytree(source, tmp / "csv" / SIGN_MNIST.folder)
+        times = []  # the first load finds the empty cache and parses the CSVs
+        with mock.patch.dict(os.environ, {"XDG_CACHE_HOME": str(tmp / "csv" / "cache")}):
+            for _ in range(4):
+                started = time.perf_counter()
+                SIGN_MNIST.load(tmp / "csv")
+                times.append(time.perf_counter() - started)
+        out["sign_mnist_csv_load_s"] = {"no_cache": round(times[0], 3), "cached": round(min(times[1:]), 3)}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parent), str(REPO)]),
            "BENCH_FIRST_STEP": str(tmp / "first_step")}
     started = time.time()
@@ -339,96 +302,83 @@ def extras(tmp: Path) -> dict:
     command = [sys.executable, "-m", "cnnzoo.train", "model=asl_cnn", "trainer.max_epochs=1", "test=false",
                "+trainer.limit_train_batches=5", f"hydra.run.dir={tmp / 'startup'}",
                "+callbacks.first_step._target_=bench.FirstStep"]
-    started = time.time()
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    with open(tmp / "startup.log", "w") as output:
+        started = time.time()
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=output)
+        _, status, usage = os.wait4(process.pid, 0)  # usage: this child's own peak RSS
     if status or not (tmp / "first_step").exists():
-        out["cnnzoo_train"] = {"error": process.stderr.read().decode()[-500:]}
-    else:
-        out["cnnzoo_train"] = {"command": " ".join(command[1:]), "wall_s": round(time.time() - started, 2),
-                               "first_step_s": round(float((tmp / "first_step").read_text()) - started, 2),
-                               "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+        return {**out, "cnnzoo_train": {"error": (tmp / "startup.log").read_text()[-500:]}}
+    out["cnnzoo_train"] = {"command": " ".join(command[1:]), "wall_s": round(time.time() - started, 2),
+                           "first_step_s": round(float((tmp / "first_step").read_text()) - started, 2),
+                           "peak_rss_mb": round(usage.ru_maxrss / 1024)}
     return out
 
 
+def markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|", *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def cell(row: dict) -> str:
+    return f"{row['median']:,.0f} [{row['min']:,.0f}-{row['max']:,.0f}]" if "median" in row else next(iter(row))
+
+
 def format_table(result: dict) -> str:
-    meta, results = result["meta"], result["results"]
+    meta, results, models = result["meta"], result["results"], list(result["results"])
     cpu = meta["cpu"]
     flags = ", ".join(f"{flag} {'yes' if on else 'no'}" for flag, on in cpu["bf16_flags"].items())
     lines = [f"CPU: {cpu['model']} ({cpu['cores']} cores); bf16 flags: {flags}",
-             f"{meta['date']}, torch {meta['torch']}, lightning {meta['lightning']}, {meta['torch_threads']} torch threads",
+             f"{meta['date']}, torch {meta['torch']}, lightning {meta['lightning']}, {meta['threads']} torch threads",
              f"training images/s: median [min-max] of {meta['rounds']} interleaved round(s) of {meta['steps']} steps "
              f"(after {meta['warmup']} untimed)", ""]
-    models = list(results)
-    lines += ["| contender | " + " | ".join(f"{m} (b{meta['recipes'][m]['batch_size']}, "
-                                           f"{meta['recipes'][m]['optimizer']})" for m in models) + " |",
-              "|---" * (len(models) + 1) + "|"]
-    notes = []
-    for contender in meta["contenders"]:
-        cells = []
-        for model in models:
-            row = results[model][contender]
-            if "median" in row:
-                cells.append(f"{row['median']:,.0f} [{row['min']:,.0f}-{row['max']:,.0f}]")
-            else:
-                cells.append("skipped" if "skipped" in row else "error")
-                notes.append(f"{contender} on {model}: {row.get('skipped') or row.get('error')}")
-        lines.append(f"| {contender} | " + " | ".join(cells) + " |")
+    header = [f"{m} (b{meta['recipes'][m]['batch_size']}, {meta['recipes'][m]['optimizer']})" for m in models]
+    lines += markdown(["contender", *header], [[c, *(cell(results[m][c]) for m in models)] for c in meta["contenders"]])
     keys = list(dict.fromkeys(k for model in models for k in result["ratios"].get(model, {})))
-    if keys:
-        lines += ["", "| ratio of medians | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
-        for key in keys:
-            values = [result["ratios"].get(m, {}).get(key) for m in models]
-            lines.append(f"| {key} | " + " | ".join("-" if v is None else f"{v:.2f}x" for v in values) + " |")
-    lines += [""] * bool(notes) + list(dict.fromkeys(notes))
-    if result.get("extras"):
-        lines.append(f"extras: {json.dumps(result['extras'])}")
-    return "\n".join(lines)
+    rows = [[k, *(f"{result['ratios'][m][k]:.2f}x" if k in result["ratios"].get(m, {}) else "-" for m in models)]
+            for k in keys]
+    lines += ["", *markdown(["ratio of medians", *models], rows)] if rows else []
+    notes = {f"{c} {what}: {row[what]}" for table in results.values() for c, row in table.items()
+             for what in ("skipped", "error") if what in row}
+    lines += ["", *sorted(notes)] if notes else []
+    return "\n".join(lines + ([f"extras: {json.dumps(result['extras'])}"] if result.get("extras") else []))
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=",".join(MODELS), help="comma separated recipes")
+    parser.add_argument("--models", default="asl_cnn,mnist_cnn,fashion_cnn", help="comma separated recipes")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help=f"from {', '.join(CONTENDERS)}")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5, --quick 1)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (batches) per round (default 100)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps before them (default 20, at least 1)")
-    parser.add_argument("--quick", action="store_true", help="1 round of 4 steps after 2 (the smoke test)")
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 steps after 1 (the smoke test)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for every torch contender")
     parser.add_argument("--tf-python", default=None, help="python of a venv with tensorflow-cpu (and tf_keras)")
     parser.add_argument("--extras", action="store_true", help="add CSV load times and a cnnzoo.train start-up")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 5)
-    args.steps = args.steps or (4 if args.quick else 100)
-    args.warmup = max(1, args.warmup if args.warmup is not None else (2 if args.quick else 20))
+    args.steps = args.steps or (2 if args.quick else 100)
+    args.warmup = max(1, args.warmup if args.warmup is not None else (1 if args.quick else 20))
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     if unknown := [c for c in contenders if c not in CONTENDERS]:
         parser.error(f"unknown contender(s) {', '.join(unknown)}; expected {', '.join(CONTENDERS)}")
 
     import lightning
-    import torch
-
-    from cnnzoo.recipes import recipe
 
     if args.threads:
         torch.set_num_threads(args.threads)  # and cnnzoo.train gets threads=N
     result: dict[str, Any] = {"meta": {
         "command": " ".join(["scripts/bench.py", *(sys.argv[1:] if argv is None else argv)]),
         "date": time.strftime("%Y-%m-%d"), "cpu": cpu_info(), "torch": torch.__version__,
-        "lightning": lightning.__version__, "python": platform.python_version(), "torch_threads": torch.get_num_threads(),
-        "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup, "models": models,
-        "contenders": contenders,
+        "lightning": lightning.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
+        "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup, "models": models, "contenders": contenders,
         "recipes": {m: {"batch_size": recipe(m).batch_size, "optimizer": recipe(m).optimizer["name"]} for m in models},
     }, "results": {}}
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="cnnzoo-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cnnzoo-bench-") as tmp, contextlib.redirect_stdout(sys.stderr):
         for model in models:
-            model_tmp = Path(tmp) / model
-            model_tmp.mkdir()
-            result["results"][model] = bench_model(model, contenders, args, model_tmp)
+            result["results"][model] = bench_model(model, contenders, args, Path(tempfile.mkdtemp(dir=tmp)))
         result["ratios"] = ratios(result["results"])
         if args.extras:
             log("extras: Sign-MNIST CSV load, cnnzoo.train start-up")
