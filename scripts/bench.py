@@ -11,7 +11,7 @@ the model's recipe (``cnnzoo.recipes``)::
 Contenders (``--contenders``, comma separated):
 
 * ``cnnzoo``   the real path: ``cnnzoo.train.train`` on the config ``python -m cnnzoo.train model=<name>``
-               composes, for ``warmup + steps`` batches, with a timing callback added.
+               composes, for ``warmup + steps`` batches on CPU (as every contender), a timing callback added.
 * ``hand``     a minimal PyTorch loop over the DataModule's batches, same network and optimizer, NCHW;
                ``hand_cl``: the same with channels_last (the layout cnnzoo trains in).
 * ``naive``    the Lightning baseline a user writes first: ``DataLoader(TensorDataset)``, per-step
@@ -137,8 +137,8 @@ def hydra_config(overrides: list[str], run_dir: Path):
 def run_cnnzoo(s: Setup) -> dict:
     run_dir = Path(tempfile.mkdtemp(prefix="cnnzoo_", dir=s.tmp))
     threads = [f"threads={s.args.threads}"] if s.args.threads else []
-    cfg = hydra_config([*s.recipe.overrides, "trainer.max_epochs=1", "test=false", *threads,
-                        f"+trainer.limit_train_batches={s.batches}", "+trainer.limit_val_batches=1",
+    cfg = hydra_config([*s.recipe.overrides, "trainer.max_epochs=1", "trainer.accelerator=cpu", "test=false",
+                        f"+trainer.limit_train_batches={s.batches}", "+trainer.limit_val_batches=1", *threads,
                         f"+callbacks.bench_timer._target_={__name__}.StepTimer",
                         f"+callbacks.bench_timer.warmup={s.args.warmup}"], run_dir)
     outcome = train(cfg)
@@ -208,8 +208,8 @@ def run_keras(s: Setup, kind: str) -> dict:
     command = [python, str(WORKER), "--backend", KERAS[kind], "--spec", str(spec), "--data", str(data),
                "--batch-size", str(s.recipe.batch_size), "--optimizer", json.dumps(s.recipe.optimizer),
                "--warmup-steps", str(s.args.warmup), "--out", str(out)]
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    done = subprocess.run(command, env={**env, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(command, env=env | {"CUDA_VISIBLE_DEVICES": ""}, capture_output=True, text=True)  # CPU
     if done.returncode:
         return {"error": f"worker exited with {done.returncode}: " + " | ".join(done.stderr.strip().splitlines()[-2:])}
     return json.loads(out.read_text())

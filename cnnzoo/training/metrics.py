@@ -1,8 +1,8 @@
 """``ClassCounts``: the training metrics of an epoch from one update per step.
 
 Per step, torchmetrics' accuracy, macro F1 and top-5 each validate and reformat their inputs and
-update their own state: about 0.8 ms on this CPU (``scripts/bench.py --micro``) and a few dozen
-small kernels on a GPU, for numbers that are only read once per epoch.  A confusion matrix holds
+update their own state: about 0.8 ms on this CPU (an earlier ``scripts/bench.py --micro``; see
+docs/performance.md) and a few dozen small kernels on a GPU, for numbers only read once per epoch.  A confusion matrix holds
 all three: each step adds ``bincount(target * C + predicted)``, one top-5 count and the batch's
 summed loss, and accuracy, macro F1, top-5 and the mean loss are derived at the epoch's end.  It is
 a torchmetrics ``Metric``, so DDP sums it across ranks and checkpoints carry it through a mid-epoch
