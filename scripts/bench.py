@@ -141,11 +141,12 @@ def run_cnnzoo(s: Setup) -> dict:
                         f"+trainer.limit_train_batches={s.batches}", "+trainer.limit_val_batches=1", *threads,
                         f"+callbacks.bench_timer._target_={__name__}.StepTimer",
                         f"+callbacks.bench_timer.warmup={s.args.warmup}"], run_dir)
+    StepTimer.last = None
     outcome = train(cfg)
     shutil.rmtree(run_dir, ignore_errors=True)
     if outcome["status"] != "completed":
         return {"error": f"cnnzoo.train {outcome['status']}: {outcome['error']}"}
-    return StepTimer.last.result()
+    return StepTimer.last.result() if StepTimer.last else {"error": "the timing callback was not instantiated"}
 
 
 def hand_loop(s: Setup, channels_last: bool) -> dict:
@@ -245,6 +246,7 @@ def bench_model(model: str, contenders: list[str], args, tmp: Path) -> dict:
     table = {c: {"skipped": why} for c in contenders if (why := skip_reason(c, args.tf_python))}
     running = [c for c in contenders if c not in table]
     samples: dict[str, list[float]] = {c: [] for c in running}
+    versions: dict[str, str] = {}  # what the Keras workers ran on
     for round_ in range(args.rounds):
         shift = round_ % max(len(running), 1)
         for contender in [c for c in running[shift:] + running[:shift] if c not in table]:  # not failed yet
@@ -256,13 +258,13 @@ def bench_model(model: str, contenders: list[str], args, tmp: Path) -> dict:
                 table[contender] = {"error": outcome["error"]}
             else:
                 samples[contender].append(outcome["images_per_s"])
-                table.setdefault(f"{contender} versions", outcome.get("versions"))
+                versions[contender] = outcome.get("versions")
             log(f"{model} round {round_ + 1}/{args.rounds} {contender}: "
                 + outcome.get("error", f"{outcome.get('images_per_s', 0):.0f} img/s"))
     for c in running:
         if c not in table:
             table[c] = {"median": statistics.median(samples[c]), "min": min(samples[c]), "max": max(samples[c]),
-                        "rounds": [round(v, 1) for v in samples[c]], "versions": table[f"{c} versions"]}
+                        "rounds": [round(v, 1) for v in samples[c]], "versions": versions.get(c)}
     return {c: table[c] for c in contenders}
 
 
@@ -336,8 +338,8 @@ def format_table(result: dict) -> str:
     rows = [[k, *(f"{result['ratios'][m][k]:.2f}x" if k in result["ratios"].get(m, {}) else "-" for m in models)]
             for k in keys]
     lines += ["", *markdown(["ratio of medians", *models], rows)] if rows else []
-    notes = {f"{c} {what}: {row[what]}" for table in results.values() for c, row in table.items()
-             for what in ("skipped", "error") if what in row}
+    notes = {f"{c} {what}{f' on {m}' if what == 'error' else ''}: {row[what]}" for m, table in results.items()
+             for c, row in table.items() for what in ("skipped", "error") if what in row}
     lines += ["", *sorted(notes)] if notes else []
     return "\n".join(lines + ([f"extras: {json.dumps(result['extras'])}"] if result.get("extras") else []))
 
