@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Where a training step's time goes: torch.profiler over a few steps of one cnnzoo model.
 
-Usage: python scripts/profile_step.py fashion_cnn [--batch 32] [--steps 100] [--threads 1] [--nchw]
+Usage: python scripts/profile_step.py fashion_cnn [--batch N] [--steps 100] [--threads 1] [--nchw]
 
-Runs the step cnnzoo runs (network, cross-entropy, the Keras optimizer) on random batches of the
-model's input shape, with the layout cnnzoo uses (channels_last unless ``--nchw``), and prints
+Runs the step cnnzoo runs for a recipe (its network, cross-entropy, its optimizer and batch size, all
+read from ``conf/`` through ``cnnzoo.recipes``) on random batches of the recipe's input shape, with
+the layout cnnzoo uses (channels_last unless ``--nchw``), and prints
 the operators by self CPU time, plus the share of the step spent in convolutions, ReLU, pooling,
 dense layers and BatchNorm (forward and backward each), the optimizer step, and everything else.  ``docs/performance.md`` quotes its output to
 explain what limits throughput on CPU.
@@ -19,10 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from cnnzoo.models import create, model_info
+from cnnzoo.recipes import recipe
 from cnnzoo.training.optim import create_optimizer
 
-OPTIMIZERS = {"asl_cnn": "rmsprop"}  # the notebooks' choice; Adam elsewhere
 CATEGORIES = {  # operator-name fragments per part of the network
     "convolutions": ("convolution",),
     "relu": ("clamp_min", "threshold_backward", "aten::relu"),
@@ -34,20 +34,22 @@ CATEGORIES = {  # operator-name fragments per part of the network
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("model", help="a recipe: model=<name> or experiment=<name>")
+    parser.add_argument("--batch", type=int, default=None, help="default: the recipe's batch size")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--nchw", action="store_true", help="keep torch's default NCHW layout")
     parser.add_argument("--rows", type=int, default=15)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    info = model_info(args.model)
+    r = recipe(args.model)
+    datamodule = r.datamodule()  # for its shapes; nothing is read from disk
+    args.batch = args.batch or r.batch_size
     layout = torch.contiguous_format if args.nchw else torch.channels_last
-    net = create(args.model).to(memory_format=layout).train()
-    optimizer = create_optimizer(net.parameters(), OPTIMIZERS.get(args.model, "adam"))
-    images = torch.rand(args.batch, *info.input_shape).contiguous(memory_format=layout)
-    labels = torch.randint(0, info.num_classes, (args.batch,))
+    net = r.network().to(memory_format=layout).train()
+    optimizer = create_optimizer(net.parameters(), **r.optimizer)
+    images = torch.rand(args.batch, *datamodule.input_shape).contiguous(memory_format=layout)
+    labels = torch.randint(0, datamodule.num_classes, (args.batch,))
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -69,7 +71,7 @@ def main() -> None:
     # The optimizer's own ops (sqrt, lerp_, addcdiv_...) are counted through its step's total time.
     shares["optimizer step"] = sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer."))
     shares["other"] = total - sum(shares.values())
-    print(f"{args.model} batch {args.batch}, {'NCHW' if args.nchw else 'channels_last'}, {args.threads} thread(s): "
+    print(f"{args.model} batch {args.batch}, {r.optimizer['name']}, {'NCHW' if args.nchw else 'channels_last'}, {args.threads} thread(s): "
           f"{args.batch * args.steps / elapsed:.0f} img/s under the profiler; share of op time: "
           + ", ".join(f"{name} {100 * value / total:.0f}%" for name, value in shares.items()))
 
