@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from cnnzoo.atomic import atomic_path, write_json_atomic
+from cnnzoo.recipes import recipes
 
 REPO = Path(__file__).resolve().parents[1]
 MIN_SEEDS = 3  # a result holds or fails on the median of at least 3 seeds, never fewer
@@ -48,13 +49,15 @@ RUNNING: set[subprocess.Popen] = set()
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
+    """What the report needs of a recipe; every fact is read from its config (``cnnzoo.recipes``)."""
+
     name: str
     model: str
     overrides: tuple[str, ...]
     split: str  # the split whose final accuracy is reported: "val" or "test"
-    notebook: float | None = None  # the notebook's figure (accuracy)
-    target: float | None = None  # the "beat it" target
-    source: str = ""
+    notebook: float | None  # the notebook's figure (accuracy)
+    target: float | None  # the "beat it" target
+    source: str
 
     @property
     def bound(self) -> float | None:
@@ -64,32 +67,19 @@ class Recipe:
         return None if self.notebook is None else self.notebook - 0.005
 
 
-def _notebook(model: str, split: str, figure: float | None = None, source: str = "") -> Recipe:
-    return Recipe(model, model, (f"model={model}",), split, notebook=figure, source=source)
+def load_recipes() -> tuple[Recipe, ...]:
+    """The notebook recipes and the experiments with a target, in run-queue order: the notebooks
+    with a figure, then the targets, then the rest."""
+    found = []
+    for r in recipes():
+        if r.overrides[0].startswith("experiment=") and r.target_accuracy is None:
+            continue  # a variant of a notebook recipe with nothing to reach
+        found.append(Recipe(r.name, r.arch, r.overrides, r.split, r.notebook_accuracy, r.target_accuracy,
+                            r.source if r.target_accuracy is None else ""))
+    return tuple(sorted(found, key=lambda r: (r.target is None and r.notebook is None, r.target is not None)))
 
 
-def _best(model: str, split: str, target: float) -> Recipe:
-    return Recipe(f"{model}_best", model, (f"experiment={model}_best",), split, target=target)
-
-
-# In priority order: the run queue takes them in this order, seed by seed.
-RECIPES = (
-    _notebook("asl_cnn", "val", 0.95, "ASL course notebook 003: val_accuracy 0.95 after 10 epochs, peaks 0.98"),
-    _notebook("mnist_cnn", "test", 0.99, 'Deitel notebook 001: "99+%" test accuracy'),
-    _notebook("fashion_mlp", "test", 0.8759, "notebook 004: test accuracy 0.8759"),
-    _notebook("fashion_cnn", "test", 0.9106, "notebook 004: test accuracy 0.9106"),
-    _best("asl_cnn", "val", 0.995),
-    _best("mnist_cnn", "test", 0.993),
-    _best("fashion_mlp", "test", 0.89),
-    _best("fashion_cnn", "test", 0.925),
-    _notebook("mnist_mlp", "test", source="GA notebook 002: no accuracy printed"),
-    _notebook("mnist_cnn_small", "test", source="GA notebook 002: no accuracy printed"),
-    _notebook("mnist_cnn_dropout", "test", source="GA notebook 002: no accuracy printed"),
-    _notebook("conv2_pool", "test", source="notebook 003 pooling demo: no fit"),
-    _notebook("conv3_strided", "test", source="notebook 003 stride demo: no fit"),
-    _notebook("conv3_valid", "test", source="notebook 003 padding demo: no fit"),
-    _notebook("conv3_same", "test", source="notebook 003 padding demo: no fit"),
-)
+RECIPES = load_recipes()
 
 
 def run_dir(out: Path, recipe: Recipe, seed: int) -> Path:
@@ -115,10 +105,10 @@ def completed(path: Path) -> bool:
 
 def keep_record(path: Path, record: Path, overrides: list[str], wall_time_s: float, pieces: int,
                 environment: str) -> None:
-    """The completed run's metrics.json plus the overrides it ran with, its total wall time and val/acc per epoch."""
+    """The completed run's metrics.json plus the overrides it ran with, its total wall time and val/accuracy per epoch."""
     data = read_json(path / "metrics.json")
     data.update(overrides=overrides, wall_time_s_total=round(wall_time_s, 1), pieces=pieces,
-                val_acc_per_epoch=[round(v, 5) for v in scalars(path, "val/acc")], environment=environment)
+                val_accuracy_per_epoch=[round(v, 5) for v in scalars(path, "val/accuracy")], environment=environment)
     write_json_atomic(record, data)
 
 
@@ -183,9 +173,9 @@ def summarise(recipe: Recipe, records: Path) -> dict | None:
     runs = [(seed, m) for seed, m in runs if m and m.get("status") == "completed"]
     if not runs:
         return None
-    accs = [m["metrics"][recipe.split]["acc"] for _, m in runs]
+    accs = [m["metrics"][recipe.split]["accuracy"] for _, m in runs]
     walls = [m["wall_time_s_total"] for _, m in runs]
-    peaks = [max(m["val_acc_per_epoch"]) for _, m in runs if m["val_acc_per_epoch"]] if recipe.split == "val" else []
+    peaks = [max(m["val_accuracy_per_epoch"]) for _, m in runs if m["val_accuracy_per_epoch"]] if recipe.split == "val" else []
     median = statistics.median(accs)
     bound = recipe.bound
     return {

@@ -98,6 +98,7 @@ def test_predict_files_and_test_indices(trained: dict[str, Path], tmp_path: Path
         assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
 
 
+@pytest.mark.slow
 def test_predict_prints_a_table(trained: dict[str, Path], tmp_path: Path):
     done = run_cli("predict", f"ckpt_path={trained['ckpt']}", "index=[1]", f"hydra.run.dir={tmp_path}")
     assert done.returncode == 0, done.stderr[-2000:]

@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow  # subprocess runs of the real entry point
 
 
 def _reproduce(data_dir: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # subprocess runs of the real entry point
+
 
 def _summary(tmp_path: Path, *overrides: str) -> str:
     done = subprocess.run(

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -32,36 +33,6 @@ def test_every_registered_model_has_a_recipe_and_vice_versa():
     assert sorted(p.stem for p in (CONF / "model").glob("*.yaml")) == list_models()
 
 
-# Each notebook's recipe: data group, optimizer group, batch size, epochs.
-RECIPES = {
-    "asl_cnn": ("sign_mnist", "rmsprop", 32, 20),
-    "bn_cnn": ("sign_mnist", "adam", 32, 10),
-    "mnist_cnn": ("mnist", "adam", 64, 5),
-    "fashion_cnn": ("fashion_mnist", "adam", 32, 5),
-    "fashion_mlp": ("fashion_mnist", "adam", 32, 5),
-    "mnist_mlp": ("mnist", "adam", 32, 5),
-    "mnist_cnn_small": ("mnist", "adam", 256, 5),
-    "mnist_cnn_dropout": ("mnist", "adam", 128, 5),
-    "conv3_valid": ("mnist", "adam", 32, 5),
-    "conv3_same": ("mnist", "adam", 32, 5),
-    "conv3_strided": ("mnist", "adam", 32, 5),
-    "conv2_pool": ("mnist", "adam", 32, 5),
-}
-
-
-def test_every_model_has_a_recipe_table_entry():
-    assert sorted(RECIPES) == list_models()
-
-
-@pytest.mark.parametrize("name", list_models())
-def test_model_recipes_compose(name: str, tmp_path: Path):
-    cfg = compose_train(tmp_path, f"model={name}")
-    choices = cfg.hydra.runtime.choices
-    assert cfg.model.arch == name and choices["model"] == name
-    assert (choices["data"], choices["optimizer"], cfg.data.batch_size, cfg.trainer.max_epochs) == RECIPES[name]
-    assert cfg.model.optimizer.name == cfg.optimizer.name
-
-
 def test_recipe_examples(tmp_path: Path):
     asl = compose_train(tmp_path, "model=asl_cnn")
     assert (asl.data._target_, asl.optimizer.name, asl.data.batch_size, asl.trainer.max_epochs) == (
@@ -84,7 +55,7 @@ def test_one_epoch_writes_metrics_checkpoints_and_tensorboard(data_dir: Path, tm
     stored = json.loads((run_dir / "metrics.json").read_text())
     assert stored == json.loads(json.dumps(result))
     assert stored["model"] == model and stored["epochs"] == 1 and stored["seed"] == 42
-    assert {"train", "test"} <= set(stored["metrics"]) and 0 <= stored["metrics"]["test"]["accuracy"] <= 1
+    assert {"train", "test"} <= set(stored["metrics"])
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     if cfg.data.validation:  # the recipes that validate keep the best checkpoint by val/accuracy
@@ -92,8 +63,15 @@ def test_one_epoch_writes_metrics_checkpoints_and_tensorboard(data_dir: Path, tm
 
     restored = ClassifierModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu")
     assert restored.hparams.arch == model and restored.net.num_classes == len(restored.class_names)
-    probabilities = restored.eval().predict_step((torch.zeros(2, *restored.net.input_shape), None), 0)
-    assert torch.allclose(probabilities.sum(dim=1), torch.ones(2))
+    # The reported test metrics are those of the final weights on the whole test split.
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("test")
+    images, labels = datamodule.splits["test"]
+    with torch.no_grad():
+        probabilities = restored.eval().predict_step((datamodule.preprocess(images), None), 0)
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(len(labels)))
+    accuracy = (probabilities.argmax(dim=1) == labels).double().mean().item()
+    assert stored["metrics"]["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -133,6 +111,7 @@ def test_tensorboard_holds_scalars_hparams_graph_and_figures(data_dir: Path, tmp
     assert {"final/val_accuracy", "final/test_accuracy"} <= set(tags["scalars"])  # the HPARAMS tab's metrics
 
 
+@pytest.mark.slow
 def test_cli_runs_and_puts_everything_under_the_run_dir(data_dir: Path, tmp_path: Path):
     run_dir = tmp_path / "cli-run"
     done = run_cli("train", "model=mnist_cnn_small", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}")
@@ -143,6 +122,7 @@ def test_cli_runs_and_puts_everything_under_the_run_dir(data_dir: Path, tmp_path
     assert 'Model: "mnist_cnn_small"' in done.stdout + done.stderr  # the Keras-style summary at start
 
 
+@pytest.mark.slow
 def test_cli_reports_missing_data_in_one_line(tmp_path: Path):
     done = run_cli("train", "model=asl_cnn", f"data.data_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}")
     assert done.returncode == 2
@@ -170,6 +150,7 @@ def test_one_real_epoch_of_a_small_model(tmp_path: Path, model: str, data: str, 
     assert result["epochs"] == 1 and result["metrics"]["test"]["accuracy"] > min_acc
 
 
+@pytest.mark.slow
 def test_help_and_cfg_job_work_as_in_any_hydra_app(tmp_path: Path):
     shown = run_cli("train", "--help")
     assert shown.returncode == 0 and "model: asl_cnn, bn_cnn" in shown.stdout
@@ -177,17 +158,29 @@ def test_help_and_cfg_job_work_as_in_any_hydra_app(tmp_path: Path):
     assert job.returncode == 0 and "arch: asl_cnn" in job.stdout and "SignMNISTDataModule" in job.stdout
 
 
-def test_cpu_ddp_with_two_processes_writes_results_once(data_dir: Path, tmp_path: Path):
+@pytest.mark.slow
+def test_cpu_ddp_on_two_ranks_trains_as_one_process_with_the_global_batch(data_dir: Path, tmp_path: Path):
+    # fashion_mlp has no BatchNorm and no dropout: two ranks of batch 16, gradients averaged, take the
+    # steps one process takes with batch 32 (rank r holds samples r, r + 2, ... of each permutation).
+    common = ["model=fashion_mlp", "trainer.max_epochs=2", "callbacks.input_inspection=null", "trainer.accelerator=cpu"]
     run_dir = tmp_path / "ddp"
-    done = run_cli("train", "model=mnist_mlp", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                   "trainer.max_epochs=1", "callbacks.input_inspection=null", f"hydra.run.dir={run_dir}")
+    done = run_cli("train", *common, "trainer=ddp", "trainer.devices=2", "data.batch_size=16", f"hydra.run.dir={run_dir}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("Run dir:") + done.stderr.count("Run dir:") == 1
     result = json.loads((run_dir / "metrics.json").read_text())
-    assert result["epochs"] == 1 and 0 <= result["metrics"]["test"]["accuracy"] <= 1
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch000.ckpt", "last.ckpt"]
+    assert result["epochs"] == 2
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch001.ckpt", "last.ckpt"]
     assert not list(run_dir.glob(".metrics.json.*"))  # no temp files left by a second writer
     assert (run_dir / "train_ddp_process_1.log").exists()  # the second process ran in the same dir
+    single = compose_train(tmp_path / "single", *common, "data.batch_size=32")
+    train(single)
+    ddp_weights = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    one_weights = torch.load(tmp_path / "single" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    for name in ("net.dense.weight", "net.dense.bias", "net.dense_1.weight", "net.dense_1.bias"):
+        assert (ddp_weights[name] - one_weights[name]).abs().max().item() <= 1e-5, name
+    train(compose_train(tmp_path / "local", *common, "data.batch_size=16"))  # one rank's batch alone: other steps
+    local_weights = torch.load(tmp_path / "local" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert (ddp_weights["net.dense.weight"] - local_weights["net.dense.weight"]).abs().max().item() > 1e-4
 
 
 def test_feature_maps_leave_batchnorm_statistics_alone(data_dir: Path, tmp_path: Path):

@@ -82,6 +82,7 @@ def test_bad_requests_are_one_line_errors(checkpoint, tmp_path):
         assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
 
 
+@pytest.mark.slow
 def test_cli_writes_next_to_the_checkpoint_and_nothing_else(checkpoint, tmp_path):
     ckpt = tmp_path / "run" / "last.ckpt"
     ckpt.parent.mkdir()

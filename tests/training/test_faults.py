@@ -42,10 +42,12 @@ def _kill_at_step_15(run_dir: Path, signal_name: str) -> str:
     return last_line
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_143(data_dir: Path, tmp_path: Path):
     _kill_at_step_15(tmp_path, "SIGTERM")
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(data_dir: Path, tmp_path: Path):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert run_cli("train", *RUN, f"hydra.run.dir={whole}").returncode == 0

@@ -57,6 +57,7 @@ def test_overrides_become_optuna_distributions():
     assert search_space_from_overrides(["x=choice(a, 'b c')"])[0] == {"x": CategoricalDistribution(["a", "b c"])}
 
 
+@pytest.mark.slow
 def test_optuna_search_maximizes_the_returned_validation_accuracy(data_dir: Path, tmp_path: Path):
     _require_optuna()
     sweep_dir = tmp_path / "sweep"
