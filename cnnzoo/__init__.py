@@ -1,9 +1,40 @@
 """cnnzoo: the classic Keras teaching CNNs, rebuilt on PyTorch Lightning + Hydra.
 
-The package is split by job: ``cnnzoo.data`` (readers and DataModules), ``cnnzoo.models``
-(Keras-equivalent layers, the architecture registry, summaries), ``cnnzoo.training.module`` (the
-LightningModule that trains any registered network) and thin Hydra entry points
-(``python -m cnnzoo.train`` / ``cnnzoo.summary``).
+The package shows the architecture: ``cnnzoo.data`` (readers, batches, DataModules),
+``cnnzoo.models`` (Keras-equivalent layers, the notebooks' layer lists, the builder, summaries),
+``cnnzoo.training`` (the LightningModule, metrics, optimizers, callbacks, faults, checkpoints),
+``cnnzoo.interop`` (Keras files in, deployable files out), ``cnnzoo.recipes`` (the recipes in
+``conf/`` as data) and thin Hydra entry points (``python -m cnnzoo.train|evaluate|predict|summary|export``).
+
+``import cnnzoo`` is cheap: the names below are imported on first use (PEP 562), so nothing pulls
+in torch or Lightning before a function needs it.  (``cnnzoo.summary``, ``cnnzoo.recipes`` and the
+other entry points are modules: summaries are ``cnnzoo.models.summary``.)
 """
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_LAZY = {
+    "create": "cnnzoo.models",
+    "list_models": "cnnzoo.models",
+    "load_model": "cnnzoo.interop.keras_files",
+    "load_weights": "cnnzoo.interop.keras_files",
+    "recipe": "cnnzoo.recipes",
+}
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'cnnzoo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

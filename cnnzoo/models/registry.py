@@ -2,7 +2,7 @@
 
 Why this module exists: configs, entry points and tests refer to networks by name
 (``model.name=asl_cnn``); the registry maps a name to its layer-spec function and to what the
-notebook trained it on (input shape, class count), and builds it with the shared builder.
+notebook's code gives it (input shape, class count), and builds it with the shared builder.
 """
 
 from __future__ import annotations
@@ -25,15 +25,13 @@ class ModelInfo:
     specs_fn: SpecFn
     input_shape: Shape  # the notebook's per-sample (C, H, W)
     num_classes: int  # the notebook's class count
-    notebook: str
     description: str
 
 
 _MODELS: dict[str, ModelInfo] = {}
 
 
-def register(*, input_shape: Shape, num_classes: int, notebook: str = "",
-             name: str | None = None) -> Callable[[SpecFn], SpecFn]:
+def register(*, input_shape: Shape, num_classes: int, name: str | None = None) -> Callable[[SpecFn], SpecFn]:
     """Decorator registering a ``specs(num_classes) -> [LayerSpec, ...]`` function under
     ``name`` (default: the function's name), with its notebook's input shape and class count."""
 
@@ -42,7 +40,7 @@ def register(*, input_shape: Shape, num_classes: int, notebook: str = "",
         if key in _MODELS:
             raise ModelError(f"model name {key!r} is already registered")
         description = next(iter((fn.__doc__ or "").strip().splitlines()), "")
-        _MODELS[key] = ModelInfo(key, fn, tuple(input_shape), num_classes, notebook, description)
+        _MODELS[key] = ModelInfo(key, fn, tuple(input_shape), num_classes, description)
         return fn
 
     return wrap

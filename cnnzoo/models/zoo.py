@@ -2,8 +2,10 @@
 
 Why this module exists: each classic network is a Keras ``Sequential`` in its notebook; here it
 is the same layer list, in the same order with the same arguments, registered by name with the
-notebook's input shape (cnnzoo order: channels, height, width) and class count.  Only the class
-count (the last Dense) is a parameter; the input shape is chosen when building.
+input shape (cnnzoo order: channels, height, width) and class count the notebook's code gives
+it.  Only the class count (the last Dense) is a parameter; the input shape is chosen when
+building.  What a recipe trains (its data, and so its sizes) is the recipe's business:
+``conf/model/<name>.yaml``, read by ``cnnzoo.recipes``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from cnnzoo.models.registry import register
 GRAY_28 = (1, 28, 28)
 
 
-@register(input_shape=GRAY_28, num_classes=24, notebook="000 / 003 (ASL CNN)")
+@register(input_shape=GRAY_28, num_classes=24)
 def asl_cnn(num_classes: int):
     """ASL alphabet CNN: three 'same' conv + BatchNorm + 2x2 pool stages, Dense 512."""
     return [
@@ -43,7 +45,7 @@ def asl_cnn(num_classes: int):
     ]
 
 
-@register(input_shape=GRAY_28, num_classes=10, notebook="001 (Deitel MNIST CNN)")
+@register(input_shape=GRAY_28, num_classes=10)
 def mnist_cnn(num_classes: int):
     """Deitel's MNIST CNN: Conv 64 + pool, Conv 128 + pool, Dense 128."""
     return [
@@ -57,7 +59,7 @@ def mnist_cnn(num_classes: int):
     ]
 
 
-@register(input_shape=GRAY_28, num_classes=10, notebook="002 (GA feed-forward network)")
+@register(input_shape=GRAY_28, num_classes=10)
 def mnist_mlp(num_classes: int):
     """GA's feed-forward MNIST network: Dense 128, Dense 32."""
     return [
@@ -68,7 +70,7 @@ def mnist_mlp(num_classes: int):
     ]
 
 
-@register(input_shape=GRAY_28, num_classes=10, notebook="002 (GA cnn_model)")
+@register(input_shape=GRAY_28, num_classes=10)
 def mnist_cnn_small(num_classes: int):
     """GA's first CNN: Conv 16 + pool, Dense 128."""
     return [
@@ -80,7 +82,7 @@ def mnist_cnn_small(num_classes: int):
     ]
 
 
-@register(input_shape=GRAY_28, num_classes=10, notebook="002 (GA cnn_model_2)")
+@register(input_shape=GRAY_28, num_classes=10)
 def mnist_cnn_dropout(num_classes: int):
     """GA's second CNN: Conv 16 + pool, Conv 32 + pool, Dense 64 and 16 with Dropout 0.5."""
     return [
@@ -97,7 +99,7 @@ def mnist_cnn_dropout(num_classes: int):
     ]
 
 
-@register(input_shape=(1, 64, 64), num_classes=10, notebook="003 (CNN with BatchNorm, 64x64)")
+@register(input_shape=(1, 64, 64), num_classes=10)
 def bn_cnn(num_classes: int):
     """Two 'valid' conv + BatchNorm + pool + Dropout 0.25 stages, Dense 128 + Dropout 0.5."""
     return [
@@ -125,25 +127,25 @@ def _three_convs(num_classes: int, padding: str, strides: int = 1):
     ]
 
 
-@register(input_shape=GRAY_28, num_classes=10, notebook="003 (padding demo: 'valid')")
+@register(input_shape=GRAY_28, num_classes=10)
 def conv3_valid(num_classes: int):
     """Three 3x3 Conv 32 with 'valid' padding (28 -> 26 -> 24 -> 22), Dense 128."""
     return _three_convs(num_classes, "valid")
 
 
-@register(input_shape=GRAY_28, num_classes=10, notebook="003 (padding demo: 'same')")
+@register(input_shape=GRAY_28, num_classes=10)
 def conv3_same(num_classes: int):
     """Three 3x3 Conv 32 with 'same' padding (28 stays 28), Dense 128."""
     return _three_convs(num_classes, "same")
 
 
-@register(input_shape=GRAY_28, num_classes=10, notebook="003 (stride demo)")
+@register(input_shape=GRAY_28, num_classes=10)
 def conv3_strided(num_classes: int):
     """Three 3x3 Conv 32, 'same' padding, stride 2 (28 -> 14 -> 7 -> 4), Dense 128."""
     return _three_convs(num_classes, "same", strides=2)
 
 
-@register(input_shape=GRAY_28, num_classes=10, notebook="003 (pooling demo)")
+@register(input_shape=GRAY_28, num_classes=10)
 def conv2_pool(num_classes: int):
     """Two 'valid' Conv 32 + 2x2 max pool (stride 2, 'valid'), Dense 128."""
     return [
@@ -157,7 +159,7 @@ def conv2_pool(num_classes: int):
     ]
 
 
-@register(input_shape=GRAY_28, num_classes=10, notebook="004 (Fashion-MNIST dense network)")
+@register(input_shape=GRAY_28, num_classes=10)
 def fashion_mlp(num_classes: int):
     """Fashion-MNIST's first network: Flatten, Dense 128."""
     return [
@@ -167,7 +169,7 @@ def fashion_mlp(num_classes: int):
     ]
 
 
-@register(input_shape=GRAY_28, num_classes=10, notebook="004 (Fashion-MNIST CNN)")
+@register(input_shape=GRAY_28, num_classes=10)
 def fashion_cnn(num_classes: int):
     """Fashion-MNIST CNN: two Conv 64 + pool stages, Dense 128."""
     return [

@@ -150,7 +150,7 @@ def test_unknown_model_name_lists_the_valid_names():
 
 def test_register_rejects_duplicates_and_records_metadata():
     info = model_info("asl_cnn")
-    assert info.notebook and info.description
+    assert info.description.startswith("ASL alphabet CNN") and info.num_classes == 24
     with pytest.raises(ModelError, match="already registered"):
         register(input_shape=(1, 28, 28), num_classes=10, name="asl_cnn")(info.specs_fn)
 
