@@ -26,7 +26,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except Exception as e:
-        error = _user_error(e)
+        error = user_error(e)
         if error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         if _in_multirun():
@@ -35,7 +35,7 @@ def user_errors() -> Iterator[None]:
         raise SystemExit(error.exit_code) from None
 
 
-def _user_error(error: BaseException | None) -> CnnzooError | None:
+def user_error(error: BaseException | None) -> CnnzooError | None:
     """The ``CnnzooError`` behind ``error``, also when Hydra's ``instantiate`` wrapped it."""
     while error is not None and not isinstance(error, CnnzooError):
         error = error.__cause__

@@ -23,9 +23,11 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from cnnzoo.training.callbacks import History
 from cnnzoo.training.checkpoints import check_fits, check_resumable
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import user_errors
+from cnnzoo.data.datamodule import TensorDataModule
 from cnnzoo.errors import ConfigError, TrainingError, TrainingInterrupted
 from cnnzoo.training.faults import FaultHandling, check_output_dirs
 from cnnzoo.training.module import ClassifierModule, grouped_metrics
@@ -58,36 +60,35 @@ def _check_model_fits_data(model_cfg: DictConfig, datamodule) -> None:
             )
 
 
-def _model(cfg: DictConfig, datamodule) -> ClassifierModule:
+def _model(cfg: DictConfig, datamodule, data_config: dict[str, Any]) -> ClassifierModule:
     """The configured network (``model.arch``, or the Keras file ``keras_model`` to fine-tune),
-    sized from the data."""
+    sized from the data; ``data_config`` is what the checkpoint records of the data."""
     _check_model_fits_data(cfg.model, datamodule)
-    model = instantiate(
+    return instantiate(
         cfg.model,
         num_classes=datamodule.num_classes,
         input_shape=list(datamodule.input_shape),
         class_names=list(datamodule.class_names),
-        data_config=OmegaConf.to_container(cfg.data, resolve=True),
+        data_config=data_config,
         channels_last=cfg.channels_last,
         compile=cfg.compile,
         keras_model=cfg.get("keras_model"),
         _convert_="all",
         _recursive_=False,  # data_config keeps its _target_ as a record, it is not instantiated here
     )
-    check_fits(model, datamodule)
-    return model
 
 
-def _log_hparams_with_results(trainer: L.Trainer, cfg: DictConfig, result: dict[str, Any]) -> None:
+def _log_hparams_with_results(trainer: L.Trainer, cfg: DictConfig, model: ClassifierModule,
+                              result: dict[str, Any]) -> None:
     """Hyper-parameters with final metrics for TensorBoard's HPARAMS tab (compares sweep runs)."""
     if trainer.logger is None:
         return
     params = {
         "model": result["model"],
         "data": result["data"],
-        "optimizer": cfg.model.optimizer.name,
-        "lr": cfg.model.optimizer.get("lr"),
-        "batch_size": cfg.data.batch_size,
+        "optimizer": model.optimizer_options["name"],
+        "lr": model.optimizer_options.get("lr"),
+        "batch_size": trainer.datamodule.batch_size,
         "max_epochs": cfg.trainer.max_epochs,
         "seed": cfg.seed,
     }
@@ -99,12 +100,23 @@ def _log_hparams_with_results(trainer: L.Trainer, cfg: DictConfig, result: dict[
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and test) as configured; returns what is written to ``metrics.json``."""
+    return train_model(cfg)[0]
+
+
+def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
+                model: ClassifierModule | None = None) -> tuple[dict[str, Any], ClassifierModule]:
+    """``train`` that also returns the trained module.  ``datamodule`` (a user's arrays) and
+    ``model`` (a Keras-style Sequential's module, compiled in Python) stand in for ``cfg.data`` and
+    ``cfg.model``: ``cnnzoo.keras_api`` trains through this one code path."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
-    model = _model(cfg, datamodule)
+    # A user's arrays leave no data config to record: evaluate and predict then need data=...
+    data_config = OmegaConf.to_container(cfg.data, resolve=True) if datamodule is None else None
+    datamodule = datamodule if datamodule is not None else instantiate(cfg.data)
+    model = model if model is not None else _model(cfg, datamodule, data_config)
+    check_fits(model, datamodule)
     if not datamodule.has_validation:
         _drop_val_monitors(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]  # name=null drops one
@@ -135,6 +147,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "wall_time_s": round(time.time() - started, 2),
         "metrics": grouped_metrics(metrics),
+        "history": next((c.history for c in callbacks if isinstance(c, History)), {}),
         "checkpoints": {
             "best": checkpoint.best_model_path if checkpoint else "",
             "last": checkpoint.last_model_path if checkpoint else "",
@@ -144,11 +157,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_json_atomic(run_dir / "metrics.json", result)
         if error is None:
-            _log_hparams_with_results(trainer, cfg, result)
+            _log_hparams_with_results(trainer, cfg, model, result)
             rank_zero_info(f"Run dir: {run_dir}\nFinal metrics: {OmegaConf.to_yaml(result['metrics']).strip()}")
     if error is not None:
         raise error
-    return result
+    return result, model
 
 
 def _fit(trainer: L.Trainer, model, datamodule, ckpt_path: str | None, callbacks: list) -> TrainingError | None:

@@ -28,7 +28,10 @@ class Preprocess:
         self.size, self.mean, self.std = size, mean, std
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float().div_(255.0)
+        return self.from_unit(images.float().div_(255.0))
+
+    def from_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """The same for a float batch already in [0, 1]."""
         if self.size is not None and tuple(x.shape[-2:]) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
         if self.mean is not None:
@@ -37,7 +40,8 @@ class Preprocess:
 
 
 class TensorBatches:
-    """Iterable of ``(images float N x C x H x W, labels int64 N)`` batches from uint8 tensors.
+    """Iterable of ``(images float N x C x H x W, labels int64 N)`` batches from uint8 tensors (or
+    float32 ones, a user's arrays, which ``transform`` then takes as they are).
 
     With ``shuffle`` the order of epoch ``e`` is a permutation seeded by ``seed + e``, so a run is
     repeatable and a resumed run continues with the permutation it would have used.  It is also
@@ -60,8 +64,8 @@ class TensorBatches:
         world_size: int = 1,
         start_epoch: int = 0,
     ) -> None:
-        if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be uint8 N x C x H x W, got {images.dtype} {tuple(images.shape)}")
+        if images.dtype not in (torch.uint8, torch.float32) or images.ndim != 4:
+            raise ValueError(f"images must be uint8 or float32 N x C x H x W, got {images.dtype} {tuple(images.shape)}")
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels.long()

@@ -1,8 +1,10 @@
 """LightningDataModules for MNIST, Fashion-MNIST and Sign-Language-MNIST.
 
-All three share one in-memory design (``InMemoryDataModule``): the dataset is decoded once into
-uint8 tensors, split with Keras semantics, and served by ``TensorBatches`` (index, convert, scale
-per batch).  A subclass only names its source and its notebook's validation split.
+All three share one in-memory design: ``TensorDataModule`` serves splits held as tensors through
+``TensorBatches`` (index, convert, scale per batch); ``InMemoryDataModule`` fills them from a
+dataset's files, decoded once into uint8 tensors and split with Keras semantics, and a subclass
+only names its source and its notebook's validation split.  ``cnnzoo.data.arrays`` fills them
+from a user's NumPy arrays (Keras' ``model.fit(x, y)``).
 
 ``validation`` follows Keras' ``fit``: a fraction takes the *last* part of the training arrays
 before any shuffling (``validation_split``); ``"test"`` validates on the test file (what the ASL
@@ -25,7 +27,58 @@ from cnnzoo.errors import ConfigError
 Split = tuple[torch.Tensor, torch.Tensor]
 
 
-class InMemoryDataModule(L.LightningDataModule):
+class TensorDataModule(L.LightningDataModule):
+    """Splits (``train``, ``val``, ``test``) held as ``(images N x C x H x W, labels)`` tensors and
+    served as ``TensorBatches``; subclasses fill ``splits`` and set the attributes below."""
+
+    batch_size: int
+    seed: int
+    drop_last: bool = False
+    shuffle: bool = True
+    preprocess: BatchTransform
+    augment = None
+    splits: dict[str, Split]
+
+    @property
+    def has_validation(self) -> bool:
+        return "val" in self.splits
+
+    def _batches(self, split: str, shuffle: bool = False, drop_last: bool = False,
+                 augment: BatchTransform | None = None) -> TensorBatches:
+        self.setup()
+        images, labels = self.splits[split]
+        trainer = self.trainer
+        if trainer is not None:
+            device = trainer.strategy.root_device
+            images, labels = images.to(device), labels.to(device)
+        return TensorBatches(
+            images,
+            labels,
+            self.batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            drop_last=drop_last,
+            transform=self.preprocess,
+            augment=augment,
+            rank=trainer.global_rank if trainer is not None else 0,
+            world_size=trainer.world_size if trainer is not None else 1,
+            start_epoch=trainer.current_epoch if trainer is not None else 0,
+        )
+
+    def train_dataloader(self) -> TensorBatches:
+        return self._batches("train", shuffle=self.shuffle, drop_last=self.drop_last, augment=self.augment)
+
+    def val_dataloader(self) -> TensorBatches | list:
+        return self._batches("val") if self.has_validation else []
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._batches("test")
+
+    def predict_dataloader(self) -> TensorBatches:
+        return self._batches("test")
+
+
+class InMemoryDataModule(TensorDataModule):
     """A whole dataset held as uint8 tensors; subclasses set ``source`` and ``default_validation``."""
 
     source: IdxDataset | CsvDataset
@@ -67,7 +120,7 @@ class InMemoryDataModule(L.LightningDataModule):
         return len(self.source.class_names)
 
     @property
-    def has_validation(self) -> bool:
+    def has_validation(self) -> bool:  # known before the files are read
         return self.validation == "test" or bool(self.validation)
 
     @property
@@ -91,40 +144,6 @@ class InMemoryDataModule(L.LightningDataModule):
             self.splits["train"] = (train_x, train_y)
             if self.validation == "test":
                 self.splits["val"] = (test_x, test_y)
-
-    def _batches(self, split: str, shuffle: bool = False, drop_last: bool = False,
-                 augment: BatchTransform | None = None) -> TensorBatches:
-        self.setup()
-        images, labels = self.splits[split]
-        trainer = self.trainer
-        if trainer is not None:
-            device = trainer.strategy.root_device
-            images, labels = images.to(device), labels.to(device)
-        return TensorBatches(
-            images,
-            labels,
-            self.batch_size,
-            shuffle=shuffle,
-            seed=self.seed,
-            drop_last=drop_last,
-            transform=self.preprocess,
-            augment=augment,
-            rank=trainer.global_rank if trainer is not None else 0,
-            world_size=trainer.world_size if trainer is not None else 1,
-            start_epoch=trainer.current_epoch if trainer is not None else 0,
-        )
-
-    def train_dataloader(self) -> TensorBatches:
-        return self._batches("train", shuffle=True, drop_last=self.drop_last, augment=self.augment)
-
-    def val_dataloader(self) -> TensorBatches | list:
-        return self._batches("val") if self.has_validation else []
-
-    def test_dataloader(self) -> TensorBatches:
-        return self._batches("test")
-
-    def predict_dataloader(self) -> TensorBatches:
-        return self._batches("test")
 
 
 class MNISTDataModule(InMemoryDataModule):

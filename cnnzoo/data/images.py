@@ -54,3 +54,38 @@ def _conversions(image: Image.Image, mode: str, size: tuple[int, int]) -> list[s
     if image.size != size:
         notes.append(f"resized {image.size[0]}x{image.size[1]} to {size[0]}x{size[1]}")
     return notes
+
+
+def image_batch(images, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Images as Keras users hold them -> a float ``(N, C, H, W)`` batch in [0, 1].
+
+    Accepted: NumPy arrays or tensors shaped ``(H, W)`` (one gray image), ``(N, H, W)`` (gray),
+    ``(N, H, W, C)`` (Keras' NHWC) or ``(N, C, H, W)``, holding uint8 0..255 (or whole numbers in
+    that range) or floats in [0, 1]; or a list of PNG/JPEG paths, read at the network's input
+    ``shape`` (C, H, W).  Anything else is a one-line :class:`DataError` naming the shape or values
+    it got and what it takes."""
+    channels = shape[0]
+    if isinstance(images, (str, Path)) or (isinstance(images, (list, tuple)) and images
+                                            and all(isinstance(i, (str, Path)) for i in images)):
+        paths = [images] if isinstance(images, (str, Path)) else list(images)
+        return torch.stack([load_image(p, tuple(shape))[0] for p in paths]).float().div_(255.0)
+    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    shape, takes = tuple(x.shape), (f"(H, W), (N, H, W), (N, H, W, {channels}), (N, {channels}, H, W)"
+                                    if channels == 1 else f"(N, H, W, {channels}) or (N, {channels}, H, W)")
+    if x.ndim in (2, 3) and channels == 1:
+        x = x.reshape(-1, 1, *x.shape[-2:])
+    elif x.ndim == 4 and (x.shape[-1] == channels) != (x.shape[1] == channels):
+        x = x.permute(0, 3, 1, 2) if x.shape[-1] == channels else x
+    else:
+        raise DataError(f"images of shape {shape}: cannot tell the layout; the model takes {takes}")
+    if x.dtype == torch.bool or x.is_complex():
+        raise DataError(f"images of dtype {x.dtype}: expected uint8 0..255 or floats in [0, 1]")
+    if x.is_floating_point():
+        if x.numel() and (x.min() < 0 or x.max() > 1):
+            raise DataError(f"float images must lie in [0, 1], these span {x.min().item():g}..{x.max().item():g}; "
+                            "pass uint8 0..255 or divide by 255")
+        return x.to(torch.float32, copy=True).contiguous()  # a copy: normalising works in place
+    if x.numel() and (x.min() < 0 or x.max() > 255):
+        raise DataError(f"integer images must lie in 0..255, these span {x.min().item()}..{x.max().item()}")
+    return x.float().div_(255.0).contiguous()
+

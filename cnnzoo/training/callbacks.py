@@ -5,6 +5,8 @@ matrix (the LightningModule's own metrics state: one metrics path) and a grid of
 misclassified images (notebook 001's incorrect-predictions cell).
 ``InputInspection`` logs a grid of training inputs when fitting starts and the feature maps of the
 first convolution and pooling layers when it ends (notebook 004's look inside the network).
+``History`` keeps Keras' ``history.history``: each epoch's metrics under Keras' names, carried
+through checkpoints so a resumed run's history holds every epoch.
 Both stay out of the training step: they read the logits the eval steps return, and only rank 0
 draws (the confusion matrix is already summed across DDP ranks).
 """
@@ -145,3 +147,40 @@ class InputInspection(L.Callback):
                                       trainer.global_step)
         finally:
             net.train(was_training)
+
+
+class History(L.Callback):
+    """Keras' ``History``: ``history["loss"]``, ``["accuracy"]``, ``["val_accuracy"]`` ... one value
+    per epoch, read from the module's epoch metrics (the one metrics path).  An epoch is recorded
+    when its validation ends (before the checkpoint of that epoch is written, since Lightning runs
+    checkpoint callbacks last) or, without validation, when its training ends."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epochs: list[int] = []
+
+    def _record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or (self.epochs and self.epochs[-1] == trainer.current_epoch):
+            return
+        values = {name: value for name, value in pl_module.train_counts.compute().items() if name != "confusion_matrix"}
+        values["learning_rate"] = pl_module.optimizers().param_groups[0]["lr"]
+        val = pl_module.epoch_results.get("val") if trainer.val_dataloaders else None
+        if val is not None:
+            values.update({f"val_{name}": value for name, value in val.items() if name != "confusion_matrix"})
+        for name, value in values.items():
+            self.history.setdefault(name, []).append(float(value))
+        self.epochs.append(trainer.current_epoch)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == "fit":
+            self._record(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._record(trainer, pl_module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "epochs": self.epochs}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = {name: list(values) for name, values in state_dict["history"].items()}
+        self.epochs = list(state_dict["epochs"])

@@ -55,20 +55,37 @@ def load_classifier(path: str | Path, field: str = "ckpt_path") -> ClassifierMod
     return module.eval()
 
 
-def open_model(path: str | Path, data: DictConfig | None = None) -> ClassifierModule:
+def open_model(path: str | Path, data: DictConfig | None = None, keras_needs_data: bool = True) -> ClassifierModule:
     """A cnnzoo checkpoint, or a Keras file (``.h5``/``.keras``, told apart by content) as the same
-    kind of model, in eval mode on CPU.  A Keras file records no data, so it needs ``data``."""
+    kind of model, in eval mode on CPU.  A Keras file records no data: ``data`` gives its class
+    names and preprocessing (required unless ``keras_needs_data`` is false)."""
     from cnnzoo.interop.keras_files import is_keras_file
 
     if not is_keras_file(path):
         return load_classifier(path)
     if not data:
+        if not keras_needs_data:
+            return ClassifierModule(None, None, None, keras_model=str(path)).eval()
         raise ConfigError(f"keras_model={path}: choose the data to evaluate on with data=<mnist|fashion_mnist|sign_mnist>")
     datamodule = instantiate(data)
     module = ClassifierModule(None, datamodule.num_classes, list(datamodule.input_shape),
                               class_names=list(datamodule.class_names), keras_model=str(path),
                               data_config=OmegaConf.to_container(data, resolve=True))
     return module.eval()
+
+
+def save_module(module: ClassifierModule, path: str | Path) -> Path:
+    """``module`` as a checkpoint that ``load_classifier`` and Lightning's ``load_from_checkpoint``
+    read (weights and hyper-parameters; no trainer state), written atomically."""
+    import lightning
+
+    from cnnzoo.atomic import atomic_path
+
+    checkpoint = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                  "pytorch-lightning_version": lightning.__version__}
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+    return Path(path)
 
 
 def _weights_problem(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:

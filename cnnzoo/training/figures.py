@@ -99,6 +99,23 @@ def feature_maps_figure(images: torch.Tensor, maps: torch.Tensor, title: str, ma
     return fig
 
 
+def history_figure(history: dict[str, list[float]], title: str = "") -> Figure:
+    """Loss and accuracy per epoch, training and validation side by side: the notebooks'
+    ``plt.plot(history.history['accuracy'])`` cells in one figure."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for key, label in ((metric, "training"), (f"val_{metric}", "validation")):
+            values = history.get(key)
+            if values:
+                ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def save_png(fig: Figure, path: Path) -> Path:
     """Write ``fig`` to ``path`` atomically: a killed write never leaves a truncated PNG."""
     with atomic_path(path) as tmp:

@@ -42,8 +42,8 @@ class ClassifierModule(L.LightningModule):
     def __init__(
         self,
         arch: str | None,
-        num_classes: int,
-        input_shape: Sequence[int],
+        num_classes: int | None,  # both taken from the Keras file when keras_model is given
+        input_shape: Sequence[int] | None,
         optimizer: dict[str, Any] | None = None,
         class_names: Sequence[str] | None = None,
         data_config: dict[str, Any] | None = None,
@@ -61,7 +61,7 @@ class ClassifierModule(L.LightningModule):
         if compile not in COMPILE_MODES:
             raise ConfigError(f"compile={compile!r}: expected false, true or a torch.compile mode "
                               "(default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs)")
-        self.net = self._network(arch, num_classes, tuple(input_shape), layers, keras_model)
+        self.net = self._network(arch, num_classes, tuple(input_shape or ()), layers, keras_model)
         num_classes, input_shape = self.net.num_classes, self.net.input_shape  # a Keras file's own sizes
         # The layer list is the model's one description: checkpoints rebuild from it alone.
         self.hparams.update(arch=self.net.name, layers=layer_configs(self.net.specs), keras_model=None,

@@ -1,0 +1,227 @@
+"""Keras' Sequential API on cnnzoo, so a learner can port a seed notebook cell by cell.
+
+    from cnnzoo.keras_api import Sequential, Input, Conv2D, MaxPool2D, Flatten, Dense
+    model = Sequential([Input((28, 28, 1)), Conv2D(16, 3, activation="relu"), MaxPool2D(2),
+                        Flatten(), Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x_train, y_train, epochs=5, validation_data=(x_test, y_test))
+    history.history["val_accuracy"]
+
+Why this module exists: the seeds build models layer by layer and call ``fit`` on NumPy arrays.
+The layers are the project's own Keras-equivalent specs (one description, no second set), and
+``fit`` trains through the same ``ClassifierModule`` and Lightning Trainer as every recipe (the
+arrays wrapped as a DataModule, ``cnnzoo.train.train_model``), so checkpoints, TensorBoard,
+signals and errors behave as on the command line.  Arrays are used as given, as Keras uses them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnzoo.errors import ConfigError, ModelError
+from cnnzoo.models.layers import (  # noqa: F401  (the layers a seed imports from keras.layers)
+    Activation,
+    AveragePooling2D,
+    AvgPool2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LayerSpec,
+    MaxPool2D,
+    MaxPooling2D,
+    layer_configs,
+)
+
+#: Keras' loss names cnnzoo computes (cross-entropy on the softmax head; labels may be either form).
+LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    """``keras.Input(shape=(H, W, C))``: the per-sample input shape, in Keras' order."""
+
+    shape: tuple[int, ...]
+
+
+@dataclasses.dataclass
+class History:
+    """Keras' ``History``: ``history`` maps each metric (``loss``, ``accuracy``, ``val_loss`` ...)
+    to its value per epoch; ``epoch`` lists the epochs."""
+
+    history: dict[str, list[float]]
+    run_dir: Path | None = None
+
+    @property
+    def epoch(self) -> list[int]:
+        return list(range(len(next(iter(self.history.values()), []))))
+
+
+class Sequential:
+    """A Keras ``Sequential`` model of cnnzoo layer specs: ``add``, ``compile``, ``fit``,
+    ``evaluate``, ``predict``, ``summary``, ``save``, ``get_weights``/``set_weights``."""
+
+    def __init__(self, layers: list | None = None, name: str = "sequential") -> None:
+        self.name = name
+        self.layers: list[LayerSpec] = []
+        self.input_shape: tuple[int, ...] | None = None  # Keras order (H, W, C)
+        self.module = None  # the ClassifierModule, once the input shape is known
+        self.optimizer: dict[str, Any] = {"name": "rmsprop"}  # Keras' compile() default
+        self.metrics: list[str] = []
+        self.history: History | None = None
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer: LayerSpec | Input) -> None:
+        if self.module is not None:
+            raise ModelError(f"{self.name}: layers cannot be added once the model is built")
+        if isinstance(layer, Input):
+            self.input_shape = tuple(layer.shape)
+        elif isinstance(layer, LayerSpec):
+            self.layers.append(layer)
+        else:
+            raise ModelError(f"{self.name}.add({layer!r}): expected a cnnzoo.keras_api layer or Input(shape)")
+
+    def compile(self, optimizer: str | dict = "rmsprop", loss: str = "categorical_crossentropy",
+                metrics: list[str] | None = None) -> None:
+        """Keras' strings and defaults: ``optimizer`` ``"adam"``/``"rmsprop"``/``"sgd"`` or
+        ``{"name": "adam", "lr": 3e-4}``; ``loss`` one of :data:`LOSSES`; ``metrics`` ``["accuracy"]``."""
+        options = {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer)
+        from cnnzoo.training.optim import OPTIMIZERS
+
+        if str(options.get("name", "")).lower() not in OPTIMIZERS:
+            raise ConfigError(f"compile(optimizer={optimizer!r}): expected one of {', '.join(sorted(OPTIMIZERS))}")
+        if loss not in LOSSES:
+            raise ConfigError(f"compile(loss={loss!r}): expected one of {', '.join(LOSSES)}")
+        unknown = [m for m in metrics or [] if m not in ("accuracy", "acc")]
+        if unknown:
+            raise ConfigError(f"compile(metrics={metrics!r}): cnnzoo reports loss, accuracy, f1 and top5; "
+                              f"{unknown[0]!r} is not one of them")
+        self.optimizer = {**options, "name": options["name"].lower()}
+        self.metrics = ["accuracy"] if metrics else []
+        if self.module is not None:
+            self.module.optimizer_options = dict(self.optimizer)
+
+    # ------------------------------------------------------------------ building
+
+    def build(self, input_shape: tuple[int, ...] | None = None) -> None:
+        """Build the network for a per-sample ``(H, W, C)`` (or ``(H, W)``) input."""
+        from cnnzoo.training.module import ClassifierModule
+
+        if self.module is not None:
+            return
+        shape = tuple(input_shape or self.input_shape or ())
+        if len(shape) not in (2, 3):
+            raise ModelError(f"{self.name} is not built: add Input(shape=(H, W, C)) first, or call fit()")
+        self.input_shape = shape
+        chw = (shape[2], shape[0], shape[1]) if len(shape) == 3 else (1, *shape)
+        if not self.layers:
+            raise ModelError(f"{self.name} has no layers")
+        self.module = ClassifierModule(self.name, None, list(chw), optimizer=dict(self.optimizer),
+                                       layers=layer_configs(self.layers))  # classes: the last layer's
+
+    def _built(self):
+        self.build()
+        return self.module
+
+    @property
+    def num_classes(self) -> int:
+        return self._built().net.num_classes
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data: tuple | None = None,
+            validation_split: float = 0.0, shuffle: bool = True, verbose: int | str = "auto",
+            run_dir: str | Path | None = None, overrides: tuple[str, ...] = ()) -> History:
+        """Keras' ``fit``: ``validation_split`` takes the last fraction of ``x``/``y`` before
+        shuffling; ``run_dir`` is where checkpoints and TensorBoard go (default: a new
+        ``outputs/train/<time>``); ``overrides`` are further ``cnnzoo.train`` overrides."""
+        from cnnzoo.api import _typed_errors, compose_run
+        from cnnzoo.data.arrays import ArrayDataModule, as_images, as_labels
+        from cnnzoo.train import train_model
+
+        with _typed_errors():
+            images = as_images(x)
+            self.build((images.shape[2], images.shape[3], images.shape[1]))  # Keras' (H, W, C)
+            labels = as_labels(y, self.num_classes)
+            if validation_data is not None:
+                val = (as_images(validation_data[0], "validation_data x"),
+                       as_labels(validation_data[1], self.num_classes, "validation_data y"))
+            elif validation_split:
+                if not 0 < validation_split < 1:
+                    raise ConfigError(f"validation_split={validation_split!r}: expected a fraction in (0, 1)")
+                cut = int(len(images) * (1 - validation_split))
+                images, labels, val = images[:cut], labels[:cut], (images[cut:], labels[cut:])
+            else:
+                val = None
+            datamodule = ArrayDataModule((images, labels), val, self.num_classes, batch_size, shuffle)
+        bar = [] if verbose not in (0, False) else ["~callbacks.progress_bar", "+trainer.enable_progress_bar=false"]
+        cfg = compose_run("train", [f"trainer.max_epochs={epochs}", f"data.batch_size={batch_size}", "test=false",
+                                    "callbacks.input_inspection=null", *bar, *overrides], run_dir)
+        with _typed_errors():
+            result, self.module = train_model(cfg, datamodule=datamodule, model=self.module)
+        self.history = History(result["history"], Path(result["run_dir"]))
+        return self.history
+
+    def evaluate(self, x, y, batch_size: int = 32) -> float | list[float]:
+        """Keras' ``evaluate``: the loss, or ``[loss, accuracy]`` when compiled with ``metrics``."""
+        import torch
+
+        from cnnzoo.data.arrays import as_images, as_labels
+        from cnnzoo.training.metrics import ClassCounts
+
+        module = self._built().eval()
+        images, labels = as_images(x), as_labels(y, self.num_classes)
+        counts = ClassCounts(self.num_classes)
+        with torch.no_grad():
+            for part, target in zip(images.split(batch_size), labels.split(batch_size)):
+                logits = module(part)
+                counts.update(logits, target, module.loss(logits, target))
+        values = counts.compute()
+        return [values["loss"].item(), values["accuracy"].item()] if self.metrics else values["loss"].item()
+
+    def predict(self, x, batch_size: int = 32) -> np.ndarray:
+        """Keras' ``predict``: what the model outputs (probabilities for a softmax head), as NumPy."""
+        import torch
+
+        from cnnzoo.data.arrays import as_images
+
+        module = self._built().eval()
+        images = as_images(x)
+        with torch.no_grad():
+            return torch.cat([module.probabilities(part) for part in images.split(batch_size)]).numpy()
+
+    # ------------------------------------------------------------------ inspection and files
+
+    def summary(self) -> None:
+        """Print Keras' ``model.summary()`` table."""
+        from cnnzoo.models import summary
+
+        print(summary(self._built().net))
+
+    def count_params(self) -> int:
+        from cnnzoo.models import summary
+
+        return summary(self._built().net).total
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Keras' ``get_weights()``: the arrays in Keras' order and layout."""
+        from cnnzoo.interop.keras_layout import keras_weights
+
+        return keras_weights(self._built().net)
+
+    def set_weights(self, arrays: list) -> None:
+        from cnnzoo.interop.keras_layout import load_keras_weights
+
+        load_keras_weights(self._built().net, arrays)
+
+    def save(self, path: str | Path) -> Path:
+        """``.ckpt``: a checkpoint that ``cnnzoo.load`` and ``python -m cnnzoo.*`` read."""
+        from cnnzoo.api import Model
+
+        return Model(self._built()).save(path)
