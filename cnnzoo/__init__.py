@@ -7,8 +7,10 @@ The package shows the architecture: ``cnnzoo.data`` (readers, batches, DataModul
 ``conf/`` as data) and thin Hydra entry points (``python -m cnnzoo.train|evaluate|predict|summary|export``).
 
 ``import cnnzoo`` is cheap: the names below are imported on first use (PEP 562), so nothing pulls
-in torch or Lightning before a function needs it.  (``cnnzoo.summary``, ``cnnzoo.recipes`` and the
-other entry points are modules: summaries are ``cnnzoo.models.summary``.)
+in torch or Lightning before a function needs it.  ``cnnzoo.fit/evaluate/predict/load/open_run``
+are :mod:`cnnzoo.api`'s (``cnnzoo.evaluate`` and ``cnnzoo.predict`` stay callable once their
+entry-point modules are imported); ``cnnzoo.summary`` is an entry point: summaries are
+``cnnzoo.models.summary``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _LAZY = {
+    "fit": "cnnzoo.api",
+    "evaluate": "cnnzoo.api",
+    "predict": "cnnzoo.api",
+    "load": "cnnzoo.api",
+    "open_run": "cnnzoo.api",
+    "sweep_results": "cnnzoo.api",
     "create": "cnnzoo.models",
     "list_models": "cnnzoo.models",
     "load_model": "cnnzoo.interop.keras_files",

@@ -9,8 +9,10 @@ the sweeper records that one job as failed and goes on with the others.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -44,3 +46,15 @@ def user_error(error: BaseException | None) -> CnnzooError | None:
 
 def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def also_callable(module_name: str, function: str) -> None:
+    """Let the entry-point module ``cnnzoo.evaluate`` (or ``predict``) also be the Python API's
+    function of the same name: importing a submodule rebinds the package attribute to the module,
+    so ``cnnzoo.evaluate(run)`` calls ``cnnzoo.api.evaluate`` through the module itself."""
+    module = sys.modules[module_name]
+
+    def call(self, *args, **kwargs):
+        return getattr(importlib.import_module("cnnzoo.api"), function)(*args, **kwargs)
+
+    module.__class__ = type("EntryPointModule", (types.ModuleType,), {"__call__": call})

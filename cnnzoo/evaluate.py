@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from cnnzoo.training.callbacks import PredictionReport
 from cnnzoo.training.checkpoints import datamodule_for, open_model
 from cnnzoo.atomic import write_json_atomic
-from cnnzoo.cli import user_errors
+from cnnzoo.cli import also_callable, user_errors
 from cnnzoo.data import InMemoryDataModule
 from cnnzoo.errors import ConfigError
 from cnnzoo.training.module import ClassifierModule, grouped_metrics
@@ -67,3 +67,5 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     main()
+else:
+    also_callable(__name__, "evaluate")  # cnnzoo.evaluate(...) is the Python API's evaluate

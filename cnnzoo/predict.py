@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from cnnzoo.training.checkpoints import datamodule_for, load_classifier
 from cnnzoo.atomic import write_json_atomic
-from cnnzoo.cli import user_errors
+from cnnzoo.cli import also_callable, user_errors
 from cnnzoo.data import InMemoryDataModule
 from cnnzoo.errors import ConfigError
 from cnnzoo.data.images import load_image
@@ -96,3 +96,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     main()
+else:
+    also_callable(__name__, "predict")  # cnnzoo.predict(...) is the Python API's predict

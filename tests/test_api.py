@@ -1,0 +1,186 @@
+"""cnnzoo from Python: ``fit`` / ``open_run`` / ``evaluate`` / ``predict`` / ``load`` on the CLI's code
+path, and Keras' Sequential API on a user's arrays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import cnnzoo
+from cnnzoo.data import SignMNISTDataModule
+from cnnzoo.errors import ConfigError, DataError
+from cnnzoo.interop.keras_layout import keras_weights
+from cnnzoo.keras_api import Conv2D, Dense, Flatten, Input, MaxPool2D, Sequential
+from cnnzoo.models import create, specs
+from tests.conftest import run_cli, write_sign_dataset
+
+FIT = ("mnist_cnn_small", "data.validation=0.25", "callbacks.input_inspection=null")
+
+
+def _scalars(run_dir: Path, tag: str) -> list[float]:
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return [event.value for event in events.Scalars(tag)]
+
+
+def test_fit_twice_in_one_process_gives_keras_histories_equal_to_tensorboard(data_dir: Path, tmp_path: Path):
+    runs = [cnnzoo.fit(*FIT, f"trainer.max_epochs={epochs}", run_dir=tmp_path / f"run{epochs}") for epochs in (2, 3)]
+    for run, epochs in zip(runs, (2, 3)):
+        assert run.status == "completed" and run.run_dir == tmp_path / f"run{epochs}"
+        history = run.history
+        assert {"loss", "accuracy", "f1", "top5", "val_loss", "val_accuracy", "learning_rate"} <= set(history)
+        assert all(len(values) == epochs for values in history.values())
+        for key, tag in (("val_accuracy", "val/accuracy"), ("val_loss", "val/loss"), ("accuracy", "train/accuracy"),
+                         ("loss", "train/loss")):
+            assert history[key] == pytest.approx(_scalars(run.run_dir, tag), rel=1e-6), key
+        assert (run.run_dir / ".hydra" / "overrides.yaml").is_file()
+        assert run.metrics["history"] == history
+        assert cnnzoo.open_run(run.run_dir).history == history
+    figure = runs[1].plot()
+    assert [len(line.get_xdata()) for line in figure.axes[1].lines] == [3, 3]  # accuracy: training, validation
+
+
+def test_a_resumed_run_keeps_the_history_of_every_epoch(data_dir: Path, tmp_path: Path):
+    first = cnnzoo.fit(*FIT, "trainer.max_epochs=2", run_dir=tmp_path).history
+    resumed = cnnzoo.fit(*FIT, "trainer.max_epochs=3", "ckpt_path=last", run_dir=tmp_path).history
+    assert len(first["loss"]) == 2
+    assert len(resumed["loss"]) == 3 and resumed["loss"][:2] == first["loss"]
+
+
+def test_errors_are_typed_one_line_exceptions(data_dir: Path, tmp_path: Path):
+    with pytest.raises(ConfigError, match="data.batch_size=0: expected a positive integer") as err:
+        cnnzoo.fit("mnist_mlp", "data.batch_size=0", run_dir=tmp_path / "a")
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="Could not find 'model/lenet'"):
+        cnnzoo.fit("lenet", run_dir=tmp_path / "b")
+    with pytest.raises(ConfigError, match="not a cnnzoo run dir"):
+        cnnzoo.open_run(tmp_path / "nowhere")
+
+
+@pytest.fixture(scope="module")
+def sign_run(tmp_path_factory):
+    """One short asl_cnn run on generated Sign-MNIST files, shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("sign")
+    write_sign_dataset(root / "data" / "sign_mnist", seed=3)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CNNZOO_DATA_DIR", str(root / "data"))
+        env.setenv("XDG_CACHE_HOME", str(root / "cache"))
+        yield cnnzoo.fit("asl_cnn", "trainer.max_epochs=1", "callbacks.input_inspection=null", run_dir=root / "asl")
+
+
+@pytest.mark.slow
+def test_evaluate_and_predict_from_python_equal_the_cli(sign_run, tmp_path: Path):
+    ckpt = sign_run.checkpoint
+    cli = run_cli("evaluate", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'cli'}")
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    stored = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    ours = cnnzoo.evaluate(sign_run, run_dir=tmp_path / "py")
+    assert {k: ours[k] for k in stored["metrics"]["test"]} == stored["metrics"]["test"]
+    assert ours["confusion_matrix"] == stored["confusion_matrix"]
+    predicted = run_cli("predict", f"ckpt_path={ckpt}", "index=[0,1,2]", "top_k=2", f"hydra.run.dir={tmp_path / 'p'}")
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    records = json.loads((tmp_path / "p" / "predictions.json").read_text())["predictions"]
+    datamodule = SignMNISTDataModule()
+    datamodule.setup()
+    images = datamodule.splits["test"][0][:3]
+    top = cnnzoo.predict(ckpt, images, top_k=2)
+    assert [[p["class"] for p in r["top_k"]] for r in records] == [[p["class"] for p in t] for t in top]
+    for record, mine in zip(records, top):
+        assert [p["probability"] for p in record["top_k"]] == pytest.approx([p["probability"] for p in mine], abs=1e-6)
+
+
+def test_predict_takes_every_layout_dtype_and_image_files(sign_run, tmp_path: Path):
+    pixels = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "x.png")
+    model = cnnzoo.load(sign_run.checkpoint)
+    reference = model.predict(pixels[None])
+    assert reference.shape == (1, 24) and np.isclose(reference.sum(), 1, atol=1e-5)
+    layouts = [pixels, pixels[None], pixels[None, :, :, None], pixels[None, None], pixels / 255.0,
+               torch.from_numpy(pixels)[None, None], torch.from_numpy(pixels).float()[None, None] / 255,
+               pixels.astype(np.int64), [tmp_path / "x.png"], str(tmp_path / "x.png")]
+    for images in layouts:
+        np.testing.assert_allclose(model.predict(images), reference, atol=1e-6)
+    np.testing.assert_allclose(cnnzoo.predict(sign_run, pixels), reference, atol=1e-6)
+
+
+@pytest.mark.parametrize(("images", "message"), [
+    (np.zeros((2, 3, 28, 29)), r"images of shape \(2, 3, 28, 29\): cannot tell the layout; the model takes \(H, W\)"),
+    (np.zeros((2, 28, 28, 3)), r"images of shape \(2, 28, 28, 3\): cannot tell the layout"),
+    (np.full((1, 28, 28), 2.5), r"float images must lie in \[0, 1\], these span 2.5..2.5"),
+    (np.full((1, 28, 28), 300), r"integer images must lie in 0..255, these span 300..300"),
+])
+def test_a_wrong_image_layout_is_a_one_line_data_error(sign_run, images, message):
+    with pytest.raises(DataError, match=message) as err:
+        sign_run.predict(images)
+    assert "\n" not in str(err.value)
+
+
+def test_a_model_saves_and_loads_back(sign_run, tmp_path: Path):
+    model = sign_run.model
+    saved = cnnzoo.load(model.save(tmp_path / "copy.ckpt"))
+    images = np.random.default_rng(1).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    np.testing.assert_array_equal(saved.predict(images), model.predict(images))
+    assert saved.class_names == model.class_names and saved.count_params() == 264049
+    with pytest.raises(ConfigError, match=r"unknown format .txt; expected \.ckpt"):
+        model.save(tmp_path / "copy.txt")
+
+
+# ---------------------------------------------------------------------------------------- Sequential
+
+
+def test_sequential_with_a_zoo_architecture_is_the_zoo_model():
+    model = Sequential([Input((28, 28, 1)), *specs("asl_cnn", 24)])
+    assert model.count_params() == 264049
+    zoo = create("asl_cnn").eval()
+    model.set_weights(keras_weights(zoo))
+    x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = zoo.keras_output(x).numpy()
+    assert np.abs(model.predict(x.permute(0, 2, 3, 1).numpy()) - expected).max() <= 1e-6
+
+
+def _stripes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images whose class (0..3) is the band of rows that is bright: learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, n)
+    images = rng.random((n, 28, 28), dtype=np.float32) * 0.3
+    for image, label in zip(images, labels):
+        image[7 * label:7 * label + 7] += 0.7
+    return images, labels
+
+
+def test_sequential_fit_on_arrays_learns_and_returns_keras_history(tmp_path: Path):
+    x, y = _stripes(320, 0)
+    model = Sequential(name="stripes")
+    for layer in (Conv2D(8, 3, activation="relu"), MaxPool2D(2), Flatten(), Dense(4, activation="softmax")):
+        model.add(layer)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x[:256], np.eye(4)[y[:256]], epochs=3, batch_size=32, validation_split=0.25, verbose=0,
+                        run_dir=tmp_path)
+    assert history is model.history and history.epoch == [0, 1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.history)
+    assert all(len(v) == 3 for v in history.history.values())
+    loss, accuracy = model.evaluate(x[256:], y[256:])
+    assert accuracy >= 0.9 > 0.25  # chance is 0.25
+    assert model.predict(x[256:260]).argmax(axis=1).tolist() == y[256:260].tolist()
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # the same run dir layout as a recipe
+    reloaded = cnnzoo.load(model.save(tmp_path / "stripes.ckpt"))
+    np.testing.assert_allclose(reloaded.predict(x[256:260]), model.predict(x[256:260]), atol=1e-6)
+
+
+def test_sequential_errors_name_what_was_wrong():
+    with pytest.raises(ConfigError, match="compile\\(optimizer='adamax'\\): expected one of adam, rmsprop, sgd"):
+        Sequential([Dense(2)]).compile(optimizer="adamax")
+    with pytest.raises(ConfigError, match="compile\\(loss='mse'\\)"):
+        Sequential([Dense(2)]).compile(loss="mse")
+    with pytest.raises(Exception, match="is not built: add Input"):
+        Sequential([Flatten(), Dense(2)]).summary()
+    model = Sequential([Input((28, 28)), Flatten(), Dense(3, activation="softmax")])
+    with pytest.raises(DataError, match="labels 0..7 do not fit a 3-class model"):
+        model.fit(np.zeros((8, 28, 28)), np.arange(8), verbose=0)
