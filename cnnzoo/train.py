@@ -10,7 +10,6 @@ and error, before exiting non-zero (see ``cnnzoo.training.faults``).
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +18,20 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnzoo.training.callbacks import History
 from cnnzoo.training.checkpoints import check_fits, check_resumable
+from cnnzoo.training.console import metrics_table, quiet_third_party, watched
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import user_errors
 from cnnzoo.data.datamodule import TensorDataModule
 from cnnzoo.errors import ConfigError, TrainingError, TrainingInterrupted
 from cnnzoo.training.faults import FaultHandling, check_output_dirs
 from cnnzoo.training.module import ClassifierModule, grouped_metrics
-
-
-# A DataModule without a validation split returns no val batches on purpose.
-warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
 
 
 def _drop_val_monitors(cfg: DictConfig) -> None:
@@ -109,6 +106,7 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     ``model`` (a Keras-style Sequential's module, compiled in Python) stand in for ``cfg.data`` and
     ``cfg.model``: ``cnnzoo.keras_api`` trains through this one code path."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    quiet_third_party(cfg.get("verbose", False))
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -120,8 +118,10 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     if not datamodule.has_validation:
         _drop_val_monitors(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]  # name=null drops one
+    bar = watched() and cfg.trainer.get("enable_progress_bar", True)  # a log file gets the epoch lines alone
+    callbacks = [c for c in callbacks if bar or not isinstance(c, ProgressBar)]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, enable_progress_bar=bar)
 
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path == "last":
@@ -158,10 +158,22 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
         write_json_atomic(run_dir / "metrics.json", result)
         if error is None:
             _log_hparams_with_results(trainer, cfg, model, result)
-            rank_zero_info(f"Run dir: {run_dir}\nFinal metrics: {OmegaConf.to_yaml(result['metrics']).strip()}")
+            rank_zero_info(f"Run dir: {run_dir}\n{metrics_table(result['metrics'])}{_limited_run_note(trainer, model)}")
     if error is not None:
         raise error
     return result, model
+
+
+def _limited_run_note(trainer: L.Trainer, model: ClassifierModule) -> str:
+    """A run cut to a few batches (``debug=limit``, ``fast_dev_run``, ``overfit_batches``) says that
+    what it learnt is not meaningful yet, rather than looking broken."""
+    limited = trainer.fast_dev_run or trainer.overfit_batches or trainer.limit_train_batches not in (None, 1.0)
+    if not limited:
+        return ""
+    batchnorm = any(spec.kind == "BatchNormalization" for spec in model.net.specs)
+    why = " (BatchNormalization's moving statistics, momentum 0.99, have barely moved)" if batchnorm else ""
+    return (f"\nnote: this run trained on {trainer.num_training_batches} batch(es) an epoch: its predictions{why} "
+            "are not meaningful yet")
 
 
 def _fit(trainer: L.Trainer, model, datamodule, ckpt_path: str | None, callbacks: list) -> TrainingError | None:

@@ -35,3 +35,12 @@ class PoisonWeightsAtStep(L.Callback):
             with torch.no_grad():
                 for parameter in pl_module.parameters():
                     parameter.fill_(float("nan"))
+
+
+class WarnAtStart(L.Callback):
+    """Raise a ``UserWarning`` from user code when training starts (it must still be shown)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        import warnings
+
+        warnings.warn("a warning from the user's own callback", UserWarning, stacklevel=1)

@@ -162,13 +162,8 @@ class History(L.Callback):
     def _record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or (self.epochs and self.epochs[-1] == trainer.current_epoch):
             return
-        values = {name: value for name, value in pl_module.train_counts.compute().items() if name != "confusion_matrix"}
-        values["learning_rate"] = pl_module.optimizers().param_groups[0]["lr"]
-        val = pl_module.epoch_results.get("val") if trainer.val_dataloaders else None
-        if val is not None:
-            values.update({f"val_{name}": value for name, value in val.items() if name != "confusion_matrix"})
-        for name, value in values.items():
-            self.history.setdefault(name, []).append(float(value))
+        for name, value in pl_module.epoch_values().items():
+            self.history.setdefault(name, []).append(value)
         self.epochs.append(trainer.current_epoch)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -160,6 +160,16 @@ class ClassifierModule(L.LightningModule):
         self.log_dict({f"{stage}/{name}": value for name, value in values.items() if name != "confusion_matrix"},
                       on_step=False, on_epoch=True, prog_bar=stage != "test")
 
+    def epoch_values(self) -> dict[str, float]:
+        """This epoch's metrics under Keras' ``History`` names (``loss``, ``accuracy``, ...,
+        ``val_loss``, ``val_accuracy``, ..., ``learning_rate``), once its training has ended."""
+        values = {name: float(v) for name, v in self.train_counts.compute().items() if name != "confusion_matrix"}
+        values["learning_rate"] = float(self.optimizers().param_groups[0]["lr"])
+        if self.trainer.val_dataloaders and "val" in self.epoch_results:
+            values.update({f"val_{name}": float(v) for name, v in self.epoch_results["val"].items()
+                           if name != "confusion_matrix"})
+        return values
+
     def on_train_epoch_start(self) -> None:
         """A new epoch counts from zero; counts restored from a checkpoint of this same epoch (a
         mid-epoch resume) go on, those of an epoch that had finished (a checkpoint written after
