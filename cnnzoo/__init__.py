@@ -32,6 +32,8 @@ _LAZY = {
     "load_model": "cnnzoo.interop.keras_files",
     "load_weights": "cnnzoo.interop.keras_files",
     "recipe": "cnnzoo.recipes",
+    "load_data": "cnnzoo.data.arrays",
+    "class_names": "cnnzoo.data.arrays",
 }
 __all__ = ["__version__", *_LAZY]
 

@@ -23,20 +23,8 @@ from typing import Any
 import numpy as np
 
 from cnnzoo.errors import ConfigError, ModelError
-from cnnzoo.models.layers import (  # noqa: F401  (the layers a seed imports from keras.layers)
-    Activation,
-    AveragePooling2D,
-    AvgPool2D,
-    BatchNormalization,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    LayerSpec,
-    MaxPool2D,
-    MaxPooling2D,
-    layer_configs,
-)
+from cnnzoo.models import layers as specs
+from cnnzoo.models.layers import LayerSpec, layer_configs
 
 #: Keras' loss names cnnzoo computes (cross-entropy on the softmax head; labels may be either form).
 LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
@@ -47,6 +35,36 @@ class Input:
     """``keras.Input(shape=(H, W, C))``: the per-sample input shape, in Keras' order."""
 
     shape: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class _FirstLayer:
+    """A layer given Keras 2's ``input_shape=`` (the seeds' first layers are written so)."""
+
+    spec: LayerSpec
+    input_shape: tuple[int, ...]
+
+
+def _keras_constructor(spec_class: type[LayerSpec]):
+    """The spec class itself, also taking Keras' ``input_shape=`` on a first layer."""
+
+    def make(*args, input_shape: tuple[int, ...] | None = None, **kwargs):
+        spec = spec_class(*args, **kwargs)
+        return spec if input_shape is None else _FirstLayer(spec, tuple(input_shape))
+
+    make.__name__ = make.__qualname__ = spec_class.__name__
+    make.__doc__ = f"``keras.layers.{spec_class.__name__}``: a :class:`cnnzoo.models.layers.{spec_class.__name__}`."
+    return make
+
+
+Conv2D = _keras_constructor(specs.Conv2D)
+Dense = _keras_constructor(specs.Dense)
+MaxPooling2D = MaxPool2D = _keras_constructor(specs.MaxPooling2D)
+AveragePooling2D = AvgPool2D = _keras_constructor(specs.AveragePooling2D)
+BatchNormalization = _keras_constructor(specs.BatchNormalization)
+Dropout = _keras_constructor(specs.Dropout)
+Flatten = _keras_constructor(specs.Flatten)
+Activation = _keras_constructor(specs.Activation)
 
 
 @dataclasses.dataclass
@@ -80,6 +98,8 @@ class Sequential:
     def add(self, layer: LayerSpec | Input) -> None:
         if self.module is not None:
             raise ModelError(f"{self.name}: layers cannot be added once the model is built")
+        if isinstance(layer, _FirstLayer):
+            self.input_shape, layer = layer.input_shape, layer.spec
         if isinstance(layer, Input):
             self.input_shape = tuple(layer.shape)
         elif isinstance(layer, LayerSpec):
@@ -131,7 +151,12 @@ class Sequential:
 
     @property
     def num_classes(self) -> int:
-        return self._built().net.num_classes
+        return self.net.num_classes
+
+    @property
+    def net(self):
+        """The built PyTorch network (``(N, C, H, W)`` -> logits): ``cnnzoo.models.summary(model.net)``."""
+        return self._built().net
 
     # ------------------------------------------------------------------ training
 
@@ -139,7 +164,8 @@ class Sequential:
             validation_split: float = 0.0, shuffle: bool = True, verbose: int | str = "auto",
             run_dir: str | Path | None = None, overrides: tuple[str, ...] = ()) -> History:
         """Keras' ``fit``: ``validation_split`` takes the last fraction of ``x``/``y`` before
-        shuffling; ``run_dir`` is where checkpoints and TensorBoard go (default: a new
+        shuffling; ``verbose`` is Keras' (``"auto"``/1: a live bar in a terminal or Jupyter and a
+        line per epoch, 2: the lines only, 0: silent); ``run_dir`` is where checkpoints and TensorBoard go (default: a new
         ``outputs/train/<time>``); ``overrides`` are further ``cnnzoo.train`` overrides."""
         from cnnzoo.api import _typed_errors, compose_run
         from cnnzoo.data.arrays import ArrayDataModule, as_images, as_labels
@@ -160,7 +186,9 @@ class Sequential:
             else:
                 val = None
             datamodule = ArrayDataModule((images, labels), val, self.num_classes, batch_size, shuffle)
-        bar = [] if verbose not in (0, False) else ["~callbacks.progress_bar", "+trainer.enable_progress_bar=false"]
+        # Keras' verbose: "auto"/1 a live bar where someone watches, 2 one line per epoch, 0 silent.
+        bar = [] if verbose in ("auto", 1) else ["~callbacks.progress_bar", "+trainer.enable_progress_bar=false"]
+        bar += ["~callbacks.epoch_lines"] if verbose in (0, False) else []
         cfg = compose_run("train", [f"trainer.max_epochs={epochs}", f"data.batch_size={batch_size}", "test=false",
                                     "callbacks.input_inspection=null", *bar, *overrides], run_dir)
         with _typed_errors():
@@ -197,6 +225,22 @@ class Sequential:
             return torch.cat([module.probabilities(part) for part in images.split(batch_size)]).numpy()
 
     # ------------------------------------------------------------------ inspection and files
+
+    def feature_maps(self, x, layer: int | str) -> np.ndarray:
+        """What layer ``layer`` (index or name, ``conv2d_1``) outputs for ``x``, in Keras' NHWC
+        layout: Keras' ``Model(model.inputs, model.layers[i].output)`` in one call."""
+        import torch
+
+        from cnnzoo.data.arrays import as_images
+
+        net = self._built().eval().net
+        names = net.layer_names
+        index = names.index(layer) if isinstance(layer, str) and layer in names else layer
+        if not isinstance(index, int) or not -len(names) <= index < len(names):
+            raise ModelError(f"feature_maps(layer={layer!r}): expected an index or one of {', '.join(names)}")
+        with torch.no_grad():
+            maps = net[: index % len(names) + 1](as_images(x))
+        return (maps.permute(0, 2, 3, 1) if maps.ndim == 4 else maps).numpy()
 
     def summary(self) -> None:
         """Print Keras' ``model.summary()`` table."""

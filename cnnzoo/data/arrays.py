@@ -65,3 +65,26 @@ class ArrayDataModule(TensorDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """The splits are the arrays given."""
+
+
+def load_data(name: str, data_dir: str | None = None):
+    """Keras' ``datasets.<name>.load_data()`` for the three datasets: ``((x_train, y_train),
+    (x_test, y_test))`` as NumPy uint8 images ``(N, 28, 28)`` and int64 labels ``0..classes-1``
+    (Sign-MNIST's letters A..Y without J become 0..23), read from the same files and caches the
+    DataModules use.  ``name``: ``mnist``, ``fashion_mnist`` or ``sign_mnist``."""
+    from cnnzoo.data.datamodule import FashionMNISTDataModule, MNISTDataModule, SignMNISTDataModule
+
+    modules = {"mnist": MNISTDataModule, "fashion_mnist": FashionMNISTDataModule, "sign_mnist": SignMNISTDataModule}
+    if name not in modules:
+        raise DataError(f"load_data({name!r}): unknown dataset; expected one of {', '.join(modules)}")
+    datamodule = modules[name](data_dir=data_dir, validation=None)
+    datamodule.setup()
+    return tuple((images[:, 0].numpy(), labels.numpy()) for images, labels in
+                 (datamodule.splits["train"], datamodule.splits["test"]))
+
+
+def class_names(name: str) -> list[str]:
+    """The class names of a dataset, index by index (Sign-MNIST: A..Y without J)."""
+    from cnnzoo.data.sources import FASHION_MNIST, MNIST, SIGN_MNIST
+
+    return list({"mnist": MNIST, "fashion_mnist": FASHION_MNIST, "sign_mnist": SIGN_MNIST}[name].class_names)
