@@ -150,7 +150,7 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
         "history": next((c.history for c in callbacks if isinstance(c, History)), {}),
         "checkpoints": {
             "best": checkpoint.best_model_path if checkpoint else "",
-            "last": checkpoint.last_model_path if checkpoint else "",
+            "last": str(last) if (last := run_dir / "checkpoints" / "last.ckpt").is_file() else "",
         },
         "run_dir": str(run_dir),
     }

@@ -74,6 +74,9 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
 class EpochLines(L.Callback):
     """One line per epoch that stays on screen (and in logs), Keras style."""
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.perf_counter()  # a run resumed mid-epoch starts no epoch
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = time.perf_counter()
 

@@ -16,6 +16,7 @@ speed (``docs/performance.md`` has what each gains where).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -145,8 +146,22 @@ class ClassifierModule(L.LightningModule):
         if not self.scheduler_options:
             return optimizer
         options = dict(self.scheduler_options)
-        scheduler = create_scheduler(optimizer, self.trainer.estimated_stepping_batches, options.pop("name"), **options)
+        scheduler = create_scheduler(optimizer, self._total_steps(), options.pop("name"), **options)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _total_steps(self) -> int:
+        """The run's optimizer steps, as ``trainer.estimated_stepping_batches`` counts them, from
+        the DataModule's own batches: asking the trainer would make it build its train loader
+        before a checkpoint is restored, and a mid-epoch resume would then lose its place in the
+        data (Lightning applies saved loader states only to a loader it builds afterwards)."""
+        trainer = self.trainer
+        batches = len(trainer.datamodule.train_dataloader())
+        limit = trainer.limit_train_batches
+        batches = min(batches, int(limit)) if isinstance(limit, int) else int(batches * limit)
+        if trainer.fast_dev_run:
+            return int(trainer.fast_dev_run)
+        steps = math.ceil(batches / trainer.accumulate_grad_batches) * max(trainer.max_epochs, 1)
+        return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
 
     def counts(self, stage: str) -> ClassCounts:
         """The metrics state of ``stage`` (``train``, ``val`` or ``test``)."""

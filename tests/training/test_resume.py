@@ -1,0 +1,56 @@
+"""A run stopped by SIGTERM in the middle of an epoch and resumed with ``ckpt_path=last`` ends bit for
+bit where the uninterrupted run ends, on CPU, with the logger and every default callback on, for each
+feature the ``_best`` recipes use; and turning the logger off does not change the trained weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnzoo.errors import TrainingInterrupted
+from cnnzoo.train import train
+from tests.conftest import compose_run
+
+SMALL = ("data.batch_size=16", "trainer.max_epochs=2", "trainer.accelerator=cpu")
+KILL = ("+callbacks.kill._target_=tests.fault_injection.SignalAtStep", "+callbacks.kill.step=7")  # epoch 1 of 2
+FEATURES = {
+    "asl_cnn_best (augmentation without flips, one-cycle, label smoothing, BatchNorm, dropout)": (
+        "experiment=asl_cnn_best",),
+    "fashion_cnn_best (flips, whole-pixel shifts, one-cycle, label smoothing)": (
+        "experiment=fashion_cnn_best", "data=sign_mnist", "model.arch=fashion_cnn"),
+    "cosine schedule with warm-up": (
+        "model=asl_cnn", "optimizer=adam", "+model.scheduler={name: cosine, warmup: 0.2}",
+        "data.augment={rotation: 10, shift: 0.1}"),
+}
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+
+
+def _assert_equal(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> None:
+    assert expected.keys() == got.keys()
+    different = [k for k in expected if not torch.equal(expected[k], got[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", list(FEATURES.values()), ids=list(FEATURES))
+def test_sigterm_then_resume_is_bit_identical(data_dir: Path, tmp_path: Path, overrides: tuple[str, ...]):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    train(compose_run("train", whole, *overrides, *SMALL))
+    with pytest.raises(TrainingInterrupted, match="interrupted by SIGTERM at epoch 1"):
+        train(compose_run("train", cut, *overrides, *SMALL, *KILL))
+    resumed = train(compose_run("train", cut, *overrides, *SMALL, "ckpt_path=last"))
+    assert resumed["status"] == "completed" and resumed["epochs"] == 2
+    _assert_equal(_weights(whole), _weights(cut))
+
+
+@pytest.mark.slow
+def test_the_logger_does_not_change_the_trained_weights(data_dir: Path, tmp_path: Path):
+    overrides = (*FEATURES["asl_cnn_best (augmentation without flips, one-cycle, label smoothing, BatchNorm, dropout)"], *SMALL)
+    train(compose_run("train", tmp_path / "logged", *overrides))
+    train(compose_run("train", tmp_path / "quiet", *overrides, "~logger", "callbacks.input_inspection=null"))
+    _assert_equal(_weights(tmp_path / "logged"), _weights(tmp_path / "quiet"))
