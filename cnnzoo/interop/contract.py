@@ -112,12 +112,13 @@ def contract_line(input_spec: dict[str, Any], num_classes: int, where: str) -> s
     """The input contract in one line: shape, dtype, scaling, the class names' count and home."""
     shape = "[" + ", ".join("batch" if d in (None, "batch") else str(d) for d in input_spec["shape"]) + "]"
     if input_spec["dtype"] == "uint8":
-        scaling = f"raw pixels 0..255, the file computes {input_spec['scaling']}"
+        scaling = f"raw pixels 0..255 (the file computes {input_spec['scaling']} itself)"
     elif input_spec["scaling"]:
-        scaling = f"x = uint8 pixels, give the model {input_spec['scaling']}"
+        scaling = f"give it {input_spec['scaling']} of the uint8 pixels x"
     else:
         scaling = "scaling not recorded (a network exported without its data config)"
     resize = input_spec["resize_before"]
     resize_text = f"; resize images to {resize[0]}x{resize[1]} first (bilinear)" if resize else ""
-    return (f"input: {input_spec['dtype']} {input_spec['layout']} {shape}, {scaling}{resize_text}; "
+    name = f" \"{input_spec['name']}\"" if "name" in input_spec else ""
+    return (f"input{name}: {input_spec['dtype']} {input_spec['layout']} {shape}, {scaling}{resize_text}; "
             f"{num_classes} class names in {where}")
