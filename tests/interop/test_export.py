@@ -22,21 +22,12 @@ from cnnzoo.interop.deploy import export_checkpoint
 from cnnzoo.training.checkpoints import datamodule_for, load_classifier
 from cnnzoo.training.module import ClassifierModule
 from tests.conftest import run_cli, save_checkpoint
+from tests.interop.conftest import trained_looking
 
 INPUT = (1, 28, 28)
 DATA = {"_target_": "cnnzoo.data.MNISTDataModule", "data_dir": None, "batch_size": 32,
         "normalize": {"mean": 0.1307, "std": 0.3081}}
 DEPLOY = {"onnx": ".onnx", "torchscript": ".pt", "export": ".pt2"}
-
-
-def small_bn_stats(module) -> None:
-    """BatchNorm statistics and affine weights away from 0/1, as a trained network has."""
-    for spec, layer in zip(module.net.specs, module.net):
-        if spec.kind == "BatchNormalization":
-            layer.running_mean.normal_(0, 0.3)
-            layer.running_var.uniform_(0.5, 1.5)
-            layer.weight.data.uniform_(0.5, 1.5)
-            layer.bias.data.normal_(0, 0.3)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +36,7 @@ def checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     module = ClassifierModule("asl_cnn", num_classes=10, input_shape=list(INPUT), data_config=DATA,
                               class_names=[f"digit {i}" for i in range(10)])
-    small_bn_stats(module)
+    trained_looking(module)
     return save_checkpoint(module, tmp_path_factory.mktemp("run") / "last.ckpt")
 
 
