@@ -60,6 +60,9 @@ def atomic_output(path: str | Path, field: str = "output") -> Iterator[Path]:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{field}={path}: is a directory; expected a file path to write")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"{field}={path}: cannot write there ({blocking} is a file, not a directory)")
     try:
         with atomic_path(path) as tmp:
             yield tmp

@@ -29,7 +29,7 @@ class ModelFacts:
 
     net: KerasSequential
     class_names: list[str]
-    data_config: dict[str, Any] | None  # None: the preprocessing was not recorded (a bare network)
+    data_config: dict[str, Any] | None  # None or empty: the preprocessing was not recorded (a bare network)
     optimizer: dict[str, Any]
     label_smoothing: float = 0.0
     scheduler: dict[str, Any] | None = None
@@ -47,7 +47,7 @@ class ModelFacts:
     @property
     def scaling(self) -> str | None:
         """The preprocessing as a formula of the uint8 pixels ``x``; None when not recorded."""
-        if self.data_config is None:
+        if not self.data_config:
             return None
         norm = self.normalize
         return f"(x / 255 - {norm['mean']:g}) / {norm['std']:g}" if norm else "x / 255"
