@@ -63,10 +63,9 @@ def _pixels(shape, n: int = 32, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (n, *shape), dtype=np.uint8))
 
 
-def check_against_checkpoint(keras, path: Path, ckpt: Path, pixels: torch.Tensor) -> None:
-    """Keras' model from ``path`` gives the checkpoint's probabilities for ``pixels`` (scaled as the
-    checkpoint's data config says), is compiled with its optimizer and fits one step."""
-    module = load_classifier(ckpt)
+def check_against_checkpoint(keras, path: Path, module: ClassifierModule, pixels: torch.Tensor) -> None:
+    """Keras' model from ``path`` gives the checkpoint's (``module``'s) probabilities for ``pixels``
+    (scaled as its data config says), is compiled with its optimizer and fits one step."""
     with torch.no_grad():
         x = datamodule_for(module).preprocess(pixels)
         expected = module.probabilities(x).numpy()
@@ -92,7 +91,7 @@ def _round_trip(keras, zoo_checkpoint, tmp_path, name: str, suffix: str) -> None
     exported = export_checkpoint(ckpt, suffix.lstrip("."), tmp_path / f"{name}{suffix}")
     assert list(tmp_path.iterdir()) == [exported.path]
     module = load_classifier(ckpt)
-    check_against_checkpoint(keras, exported.path, ckpt, _pixels(module.net.input_shape))
+    check_against_checkpoint(keras, exported.path, module, _pixels(module.net.input_shape))
     assert load_model(exported.path).specs == module.net.specs  # cnnzoo's reader takes it back too
 
 
@@ -113,12 +112,13 @@ def test_every_zoo_model_goes_to_keras(keras, zoo_checkpoint, tmp_path, name, su
 def test_real_test_images_get_the_checkpoints_answer_from_keras(keras, zoo_checkpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("CNNZOO_DATA_DIR", str(real_data_dir()))
     ckpt = zoo_checkpoint("mnist_cnn")
-    datamodule = datamodule_for(load_classifier(ckpt))
+    module = load_classifier(ckpt)
+    datamodule = datamodule_for(module)
     datamodule.setup("test")
     pixels = datamodule.splits["test"][0][:48]
     for suffix in SUFFIXES:
         path = export_checkpoint(ckpt, suffix.lstrip("."), tmp_path / f"mnist_cnn{suffix}").path
-        check_against_checkpoint(keras, path, ckpt, pixels)
+        check_against_checkpoint(keras, path, module, pixels)
 
 
 # Keras-made files: (case of test_keras_import, suffix Keras saves it as, suffix cnnzoo writes).
