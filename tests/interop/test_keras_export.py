@@ -180,3 +180,35 @@ def test_what_keras_files_cannot_hold_is_one_line_and_writes_nothing(keras_model
         assert exited.value.code == 2
         assert capsys.readouterr().err == message + "\n"
     assert not (tmp_path / "out").exists()
+
+
+# A non-default setting of every option, each optimizer in one format: (cnnzoo options, suffix, Keras config).
+OPTIMIZER_CASES = {
+    "adam": ({"name": "adam", "lr": 3e-4, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6}, ".h5",
+             {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6}),
+    "rmsprop": ({"name": "rmsprop", "lr": 2e-3, "rho": 0.8, "momentum": 0.5, "epsilon": 1e-5}, ".keras",
+                {"rho": 0.8, "momentum": 0.5, "epsilon": 1e-5}),
+    "sgd": ({"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True}, ".h5", {"momentum": 0.9, "nesterov": True}),
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZER_CASES)
+def test_optimizer_settings_and_label_smoothing_reach_keras(keras, tmp_path, name):
+    options, suffix, expected = OPTIMIZER_CASES[name]
+    module = ClassifierModule("mnist_mlp", 10, [1, 28, 28], optimizer=options, label_smoothing=0.1,
+                              scheduler={"name": "cosine", "warmup": 0.1})
+    keras.backend.clear_session()
+    kmodel = keras.models.load_model(save_keras(module, tmp_path / f"m{suffix}"))
+    config = kmodel.optimizer.get_config()
+    assert type(kmodel.optimizer).__name__ == KERAS_OPTIMIZERS[name]
+    assert config["learning_rate"] == pytest.approx(options["lr"], rel=1e-6)
+    assert {key: config[key] for key in expected} == pytest.approx(expected)
+    assert kmodel.loss.get_config()["label_smoothing"] == 0.1
+
+
+def test_a_schedule_is_not_carried_and_the_command_says_so(tmp_path):
+    module = ClassifierModule("mnist_mlp", 10, [1, 28, 28], data_config={"batch_size": 32},
+                              scheduler={"name": "onecycle", "max_lr": 0.003})
+    exported = export_checkpoint(save_checkpoint(module, tmp_path / "m.ckpt"), "h5")
+    assert exported.lines[1] == ("note: the learning-rate schedule 'onecycle' is not carried; Keras' optimizer gets "
+                                 "the base learning rate")
