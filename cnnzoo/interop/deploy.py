@@ -109,7 +109,7 @@ def _keras_notes(facts: ModelFacts) -> list[str]:
     if not facts.scheduler:
         return []
     return [f"note: the learning-rate schedule {facts.scheduler.get('name')!r} is not carried; Keras' optimizer "
-            "gets the base learning rate"]
+            "gets the constant optimizer.lr"]
 
 
 def _write_onnx(model: nn.Module, example: torch.Tensor, f: BinaryIO, facts: dict[str, Any]) -> None:

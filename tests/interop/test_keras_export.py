@@ -211,4 +211,4 @@ def test_a_schedule_is_not_carried_and_the_command_says_so(tmp_path):
                               scheduler={"name": "onecycle", "max_lr": 0.003})
     exported = export_checkpoint(save_checkpoint(module, tmp_path / "m.ckpt"), "h5")
     assert exported.lines[1] == ("note: the learning-rate schedule 'onecycle' is not carried; Keras' optimizer gets "
-                                 "the base learning rate")
+                                 "the constant optimizer.lr")
