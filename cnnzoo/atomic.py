@@ -49,3 +49,22 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     text = NUMBER_LIST.sub(lambda m: " ".join(m.group().split()), text)
     with atomic_path(path) as tmp:
         tmp.write_text(text + "\n")
+
+
+@contextmanager
+def atomic_output(path: str | Path, field: str = "output") -> Iterator[Path]:
+    """:func:`atomic_path` for a file the user named: a path that cannot be written (a directory,
+    a parent that is a file, no permission, a full disk) is a one-line ``ConfigError``."""
+    from cnnzoo.errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{field}={path}: is a directory; expected a file path to write")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"{field}={path}: cannot write there ({blocking} is a file, not a directory)")
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+    except OSError as e:
+        raise ConfigError(f"{field}={path}: cannot write there ({e.strerror or type(e).__name__})") from None

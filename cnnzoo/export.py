@@ -1,6 +1,7 @@
-"""``python -m cnnzoo.export ckpt_path=<ckpt> [format=onnx|torchscript|export] [output=<path>]``.
+"""``python -m cnnzoo.export ckpt_path=<ckpt> [format=onnx|torchscript|export|keras|h5] [output=<path>]``.
 
-A thin Hydra entry point: the writers live in :mod:`cnnzoo.interop.deploy`.
+A thin Hydra entry point: the writers live in :mod:`cnnzoo.interop.deploy` (and
+:mod:`cnnzoo.interop.keras_writer`).  It prints the file written and its input contract.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from cnnzoo.interop.deploy import export_checkpoint
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     with user_errors():
-        print(f"Wrote {export_checkpoint(cfg.ckpt_path, cfg.format, cfg.output)}")
+        exported = export_checkpoint(cfg.ckpt_path, cfg.format, cfg.output)
+        print(f"Wrote {exported.path}")
+        for line in exported.lines:
+            print(line)
 
 
 if __name__ == "__main__":

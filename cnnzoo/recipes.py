@@ -92,6 +92,13 @@ class Recipe:
 
         return instantiate(self.config.data)
 
+    def module(self):
+        """The ``ClassifierModule`` ``cnnzoo.train`` builds for this recipe (untrained): sized from its
+        data, with its optimizer, label smoothing, schedule, class names and data config."""
+        from cnnzoo.train import _model  # the one place the training config becomes a module
+
+        return _model(self.config, self.datamodule())
+
     def network(self):
         """The network as the recipe trains it: sized from its data, as ``cnnzoo.train`` sizes it."""
         from cnnzoo.models import create

@@ -28,7 +28,10 @@ from cnnzoo.data.augment import create_augmentation
 from cnnzoo.errors import CnnzooError
 from cnnzoo.data.images import load_image
 from cnnzoo.training.module import ClassifierModule
-from cnnzoo.models import create
+from cnnzoo.interop.deploy import export_checkpoint
+from cnnzoo.interop.keras_writer import save_keras
+from cnnzoo.models import Dense, Flatten, build_sequential, create
+from cnnzoo.models.layers import ACTIVATIONS
 from cnnzoo.training.optim import create_optimizer, create_scheduler
 from cnnzoo.train import train
 from tests.conftest import REPO, compose_run, idx_bytes, save_checkpoint, sign_csv_text, write_idx_dataset
@@ -253,6 +256,46 @@ def _(tmp):
     keras.backend.clear_session()
     keras.Sequential([keras.Input((28, 28)), keras.layers.LSTM(4), keras.layers.Dense(10)]).save(tmp / "rnn.keras")
     load_model(tmp / "rnn.keras")
+
+
+# ----------------------------------------------------------------------------- export
+
+def _export_checkpoint(tmp: Path, **options) -> Path:
+    module = ClassifierModule("mnist_mlp", 10, [1, 28, 28], **options)
+    return save_checkpoint(module, tmp / "mlp.ckpt")
+
+
+@case("export: unknown format", "`format=tflite`")
+def _(tmp):
+    export_checkpoint(tmp / "mlp.ckpt", "tflite")
+
+
+@case("export: not a cnnzoo checkpoint", "a torch checkpoint without cnnzoo's hyper-parameters")
+def _(tmp):
+    torch.save({"state_dict": {}, "epoch": 3}, tmp / "other.ckpt")
+    export_checkpoint(tmp / "other.ckpt", "keras")
+
+
+@case("export: unwritable output", "`output=<dir>/notes.txt/m.keras` (a file where a folder should be)")
+def _(tmp):
+    (tmp / "notes.txt").write_text("hello")
+    export_checkpoint(_export_checkpoint(tmp), "keras", tmp / "notes.txt" / "m.keras")
+
+
+@case("export: suffix of another format", "`format=keras output=m.h5`")
+def _(tmp):
+    export_checkpoint(tmp / "mlp.ckpt", "keras", tmp / "m.h5")
+
+
+@case("export: no recorded scaling", "`format=onnx` for a checkpoint saved without a data config")
+def _(tmp):
+    export_checkpoint(_export_checkpoint(tmp), "onnx")
+
+
+@case("export: a head Keras' loss cannot train", "`save_keras(net, 'm.keras')` for a network ending in sigmoid")
+def _(tmp):
+    net = build_sequential([Flatten(), Dense(3, activation="sigmoid")], (1, 4, 4), "sigmoid_net", tuple(ACTIVATIONS))
+    save_keras(net, tmp / "m.keras")
 
 
 # ----------------------------------------------------------------------------- the check

@@ -34,6 +34,21 @@ def randomize(kmodel, seed: int) -> None:
         layer.set_weights([a.astype("float32") for a in arrays])
 
 
+def trained_looking(module, seed: int = 0):
+    """``module`` (a ClassifierModule) with biases off 0 and BatchNorm gamma/variance in [0.5, 1.5],
+    beta/mean around 0, as after training (a fresh one has 0/1 there); returns it in eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for spec, layer in zip(module.net.specs, module.net):
+            if spec.kind == "BatchNormalization":
+                layer.running_var.copy_(torch.rand(layer.running_var.shape, generator=generator) + 0.5)
+                layer.weight.copy_(torch.rand(layer.weight.shape, generator=generator) + 0.5)
+                layer.running_mean.copy_(0.3 * torch.randn(layer.running_mean.shape, generator=generator))
+            if getattr(layer, "bias", None) is not None:
+                layer.bias.add_(0.05 * torch.randn(layer.bias.shape, generator=generator))
+    return module.eval()
+
+
 def as_ours(x: np.ndarray) -> torch.Tensor:
     """A Keras batch as cnnzoo takes it: NHWC -> NCHW, (N, H, W) -> (N, 1, H, W), flat as is."""
     t = torch.from_numpy(x)
