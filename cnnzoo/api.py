@@ -277,14 +277,20 @@ class Model:
         return evaluate(self, *overrides)
 
     def save(self, path: str | Path) -> Path:
-        """``.ckpt`` (a Lightning checkpoint that ``load`` and ``python -m cnnzoo.*`` read)."""
+        """By the suffix: ``.ckpt`` (a checkpoint ``load`` and ``python -m cnnzoo.*`` read), or
+        ``.keras`` / ``.h5`` (files Keras loads, compiled, with the same outputs)."""
+        from cnnzoo.interop.keras_writer import save_keras
         from cnnzoo.training.checkpoints import save_module
 
         path = Path(path)
-        if path.suffix != ".ckpt":
-            raise ConfigError(f"save({str(path)!r}): unknown format {path.suffix or '(none)'}; expected .ckpt")
-        save_module(self.module, path)
-        self.path = path
+        if path.suffix not in (".ckpt", ".keras", ".h5"):
+            raise ConfigError(f"save({str(path)!r}): unknown format {path.suffix or '(none)'}; "
+                              "expected .ckpt, .keras or .h5")
+        if path.suffix == ".ckpt":
+            save_module(self.module, path)
+            self.path = path
+        else:
+            save_keras(self.module, path)
         return path
 
     def __repr__(self) -> str:

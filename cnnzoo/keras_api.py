@@ -265,7 +265,8 @@ class Sequential:
         load_keras_weights(self._built().net, arrays)
 
     def save(self, path: str | Path) -> Path:
-        """``.ckpt``: a checkpoint that ``cnnzoo.load`` and ``python -m cnnzoo.*`` read."""
+        """``.ckpt`` (a checkpoint ``cnnzoo.load`` and ``python -m cnnzoo.*`` read), or ``.keras`` /
+        ``.h5`` (Keras' own formats: ``keras.models.load_model`` gives the same outputs)."""
         from cnnzoo.api import Model
 
         return Model(self._built()).save(path)

@@ -95,9 +95,9 @@ class Recipe:
     def module(self):
         """The ``ClassifierModule`` ``cnnzoo.train`` builds for this recipe (untrained): sized from its
         data, with its optimizer, label smoothing, schedule, class names and data config."""
-        from cnnzoo.train import _model  # the one place the training config becomes a module
+        from cnnzoo.train import build_module  # the one place the training config becomes a module
 
-        return _model(self.config, self.datamodule())
+        return build_module(self.config, self.datamodule())
 
     def network(self):
         """The network as the recipe trains it: sized from its data, as ``cnnzoo.train`` sizes it."""

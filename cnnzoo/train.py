@@ -57,16 +57,16 @@ def _check_model_fits_data(model_cfg: DictConfig, datamodule) -> None:
             )
 
 
-def _model(cfg: DictConfig, datamodule, data_config: dict[str, Any]) -> ClassifierModule:
+def build_module(cfg: DictConfig, datamodule) -> ClassifierModule:
     """The configured network (``model.arch``, or the Keras file ``keras_model`` to fine-tune),
-    sized from the data; ``data_config`` is what the checkpoint records of the data."""
+    sized from the data, with ``cfg.data`` recorded for evaluate and predict."""
     _check_model_fits_data(cfg.model, datamodule)
     return instantiate(
         cfg.model,
         num_classes=datamodule.num_classes,
         input_shape=list(datamodule.input_shape),
         class_names=list(datamodule.class_names),
-        data_config=data_config,
+        data_config=OmegaConf.to_container(cfg.data, resolve=True),
         channels_last=cfg.channels_last,
         compile=cfg.compile,
         keras_model=cfg.get("keras_model"),
@@ -110,10 +110,8 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    # A user's arrays leave no data config to record: evaluate and predict then need data=...
-    data_config = OmegaConf.to_container(cfg.data, resolve=True) if datamodule is None else None
     datamodule = datamodule if datamodule is not None else instantiate(cfg.data)
-    model = model if model is not None else _model(cfg, datamodule, data_config)
+    model = model if model is not None else build_module(cfg, datamodule)
     check_fits(model, datamodule)
     if not datamodule.has_validation:
         _drop_val_monitors(cfg)

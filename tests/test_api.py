@@ -120,7 +120,7 @@ def test_a_model_saves_and_loads_back(sign_run, tmp_path: Path):
     images = np.random.default_rng(1).integers(0, 256, (4, 28, 28), dtype=np.uint8)
     np.testing.assert_array_equal(saved.predict(images), model.predict(images))
     assert saved.class_names == model.class_names and saved.count_params() == 264049
-    with pytest.raises(ConfigError, match=r"unknown format .txt; expected \.ckpt"):
+    with pytest.raises(ConfigError, match=r"unknown format .txt; expected \.ckpt, \.keras or \.h5"):
         model.save(tmp_path / "copy.txt")
 
 
