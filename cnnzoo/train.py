@@ -103,8 +103,8 @@ def _log_hparams_with_results(trainer: L.Trainer, cfg: DictConfig, model: Classi
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(params, metrics=tags)
-        else:
-            logger.log_hyperparams(params)
+        else:  # beside the module's own hparams (optimizer/name, ...), which MLflow will not let change
+            logger.log_hyperparams({"run": params})
         logger.save()
 
 

@@ -44,14 +44,14 @@ def _is_path(key: str, value: str) -> bool:
 
 def overridden(overrides: Sequence[str] | None = None) -> dict[str, Any]:
     """The values a run's command line (or its sweep job) set, by short key: ``optimizer.lr=0.001``
-    is ``{"lr": 0.001}``.  ``hydra.*``, ``model=`` (the run name's first word), deletions and paths
-    are left out; a short key two overrides share stays in full."""
+    is ``{"lr": 0.001}``.  ``hydra.*``, ``logger`` (where the name is shown), ``model=`` (the run
+    name's first word), deletions and paths are left out; a short key two overrides share stays in full."""
     if overrides is None:
         overrides = _hydra_config().get("overrides", {}).get("task", [])
     pairs = []
     for line in overrides:
         key, sep, value = str(line).lstrip("+~").partition("=")
-        if not sep or key.startswith("hydra.") or key in ("model", "hydra") or _is_path(key, value):
+        if not sep or key.split(".")[0] in ("hydra", "logger") or key == "model" or _is_path(key, value):
             continue
         pairs.append((key, value))
     leaves = [key.rsplit(".", 1)[-1] for key, _ in pairs]
@@ -127,10 +127,16 @@ class TensorBoardLogger(EpochAxis, _TensorBoardLogger):
 
 
 class MLFlowLogger(EpochAxis, _MLFlowLogger):
-    """Lightning's MLflow logger, the run named with ``run_name()`` unless ``run_name`` is given."""
+    """Lightning's MLflow logger, the run named with ``run_name()`` unless ``run_name`` is given.
 
-    def __init__(self, run_name: str | None = None, **kwargs: Any) -> None:
-        super().__init__(run_name=_default_name() if run_name is None else run_name, **kwargs)
+    A ``file:`` tracking URI (a local store in the run dir, no server) is allowed: MLflow 3 refuses
+    its file store unless ``MLFLOW_ALLOW_FILE_STORE`` is set, and this sets it when it is unset."""
+
+    def __init__(self, run_name: str | None = None, tracking_uri: str | None = None, **kwargs: Any) -> None:
+        if tracking_uri and tracking_uri.startswith("file:"):
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        super().__init__(run_name=_default_name() if run_name is None else run_name, tracking_uri=tracking_uri,
+                         **kwargs)
 
 
 def event_dirs(run_dir: str | Path) -> list[Path]:
