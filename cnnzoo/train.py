@@ -77,10 +77,16 @@ def build_module(cfg: DictConfig, datamodule) -> ClassifierModule:
 
 def _log_hparams_with_results(trainer: L.Trainer, cfg: DictConfig, model: ClassifierModule,
                               result: dict[str, Any]) -> None:
-    """Hyper-parameters with final metrics for TensorBoard's HPARAMS tab (compares sweep runs)."""
-    if trainer.logger is None:
-        return
+    """The run's hyper-parameters for TensorBoard's HPARAMS tab (which compares sweep runs) and
+    other loggers' params: the overridden values (``lr=0.001``: what a sweep varies) and the
+    recipe's model, data, optimizer, lr, batch size, epochs and seed.  The tab's metrics are the
+    run's own final-epoch scalars (``val/accuracy``, ``val/loss``, ``test/accuracy``, ``test/loss``)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from cnnzoo.training.loggers import overridden
+
     params = {
+        **overridden(),
         "model": result["model"],
         "data": result["data"],
         "optimizer": model.optimizer_options["name"],
@@ -89,10 +95,14 @@ def _log_hparams_with_results(trainer: L.Trainer, cfg: DictConfig, model: Classi
         "max_epochs": cfg.trainer.max_epochs,
         "seed": cfg.seed,
     }
-    finals = {f"final/{stage}_{name}": value for stage, values in result["metrics"].items()
-              for name, value in values.items() if name in ("accuracy", "loss")}
-    trainer.logger.log_hyperparams(params, metrics=finals)
-    trainer.logger.save()
+    tags = {f"{stage}/{name}": value for stage, values in result["metrics"].items() if stage in ("val", "test")
+            for name, value in values.items() if name in ("accuracy", "loss")}
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, metrics=tags)
+        else:  # beside the module's own hparams (optimizer/name, ...), which MLflow will not let change
+            logger.log_hyperparams({"run": params})
+        logger.save()
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Usage: python scripts/plot_tensorboard.py <run_dir> [<run_dir> ...] --out curves.png [--title T]
 
-Reads ``<run_dir>/tensorboard`` (what ``cnnzoo.train`` writes) and draws loss and accuracy per
+Reads ``<run_dir>/tensorboard/<run name>`` (what ``cnnzoo.train`` writes) and draws loss and accuracy per
 epoch, train and validation, one colour per run: the same curves TensorBoard's SCALARS tab shows,
 as a file for the README and ``docs/``.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnnzoo.training.figures import plt, save_png
+from cnnzoo.training.loggers import event_dir
 
 CURVES = {"loss": ("train/loss", "val/loss"), "accuracy": ("train/accuracy", "val/accuracy")}
 
@@ -27,7 +28,7 @@ def plot(run_dirs: list[Path], out: Path, title: str, labels: list[str] | None =
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for colour, run_dir, label in zip(colours, run_dirs, labels or [d.name for d in run_dirs]):
-        events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+        events = EventAccumulator(str(event_dir(run_dir)), size_guidance={"scalars": 0})
         events.Reload()
         for ax, (name, (train_tag, val_tag)) in zip(axes, CURVES.items()):
             for tag, style in ((train_tag, "--"), (val_tag, "-")):
@@ -51,8 +52,10 @@ def main() -> None:
     parser.add_argument("--title", default="learning curves (from TensorBoard scalars)")
     args = parser.parse_args()
     for run_dir in args.run_dirs:
-        if not (run_dir / "tensorboard").is_dir():
-            raise SystemExit(f"error: {run_dir}: no tensorboard/ folder; expected a cnnzoo.train run dir")
+        try:
+            event_dir(run_dir)
+        except FileNotFoundError as e:
+            raise SystemExit(f"error: {e}; expected a cnnzoo.train run dir") from None
     print(plot(args.run_dirs, args.out, args.title))
 
 

@@ -155,8 +155,10 @@ def scalars(path: Path, tag: str) -> list[float]:
     """A scalar's values per epoch, from the run's TensorBoard events."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    from cnnzoo.training.loggers import event_dir
+
     logging.getLogger("tensorboard").setLevel(logging.ERROR)  # not its notes on a resumed run's graphs
-    events = EventAccumulator(str(path / "tensorboard"), size_guidance={"scalars": 0})
+    events = EventAccumulator(str(event_dir(path)), size_guidance={"scalars": 0})
     events.Reload()
     return [e.value for e in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
 
@@ -283,8 +285,10 @@ def update_readme(readme: Path, records: Path) -> None:
 
 
 def plot_curves(out: Path, curves: Path) -> None:
+    from cnnzoo.training.loggers import event_dirs
+
     runs = [run_dir(out, recipe, 1) for recipe in RECIPES if recipe.model == "asl_cnn"]
-    runs = [path for path in runs if completed(path) and (path / "tensorboard").is_dir()]
+    runs = [path for path in runs if completed(path) and event_dirs(path)]
     if len(runs) == 2:  # both recipes' curves, else keep the figure there is
         sys.path.insert(0, str(REPO / "scripts"))
         from plot_tensorboard import plot

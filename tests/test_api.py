@@ -18,13 +18,14 @@ from cnnzoo.errors import ConfigError, DataError
 from cnnzoo.interop.keras_layout import keras_weights
 from cnnzoo.keras_api import Conv2D, Dense, Flatten, Input, MaxPool2D, Sequential
 from cnnzoo.models import create, specs
+from cnnzoo.training.loggers import event_dir
 from tests.conftest import run_cli, write_sign_dataset
 
 FIT = ("mnist_cnn_small", "data.validation=0.25", "callbacks.input_inspection=null")
 
 
 def _scalars(run_dir: Path, tag: str) -> list[float]:
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events = EventAccumulator(str(event_dir(run_dir)), size_guidance={"scalars": 0})
     events.Reload()
     return [event.value for event in events.Scalars(tag)]
 

@@ -13,6 +13,7 @@ from cnnzoo.errors import ConfigError, DataError, ModelError
 from cnnzoo.evaluate import evaluate
 from cnnzoo.predict import predict
 from cnnzoo.train import train
+from cnnzoo.training.loggers import event_dir
 from tests.conftest import compose_run, run_cli, write_idx_dataset, write_sign_dataset
 
 
@@ -48,7 +49,7 @@ def test_evaluate_writes_metrics_and_figures(trained: dict[str, Path], tmp_path:
     assert len(stored["misclassified"]) == min(24, wrong)
     for name in ("confusion_matrix.png", "misclassified.png"):
         assert Image.open(tmp_path / name).format == "PNG"
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert list(event_dir(tmp_path).glob("events.out.tfevents.*"))
 
 
 def test_evaluate_on_data_with_other_classes_is_a_clear_error(trained: dict[str, Path], tmp_path: Path):

@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnnzoo.training.callbacks import InputInspection
+from cnnzoo.training.loggers import event_dir
 from cnnzoo.data import SignMNISTDataModule
 
 from cnnzoo.errors import ConfigError
@@ -57,7 +58,7 @@ def test_one_epoch_writes_metrics_checkpoints_and_tensorboard(data_dir: Path, tm
     assert stored["model"] == model and stored["epochs"] == 1 and stored["seed"] == 42
     assert {"train", "test"} <= set(stored["metrics"])
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
-    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert event_dir(run_dir).parent == run_dir / "tensorboard" and event_dir(run_dir).name == f"{model} data={data} max_epochs=1 accelerator=cpu"
     if cfg.data.validation:  # the recipes that validate keep the best checkpoint by val/accuracy
         assert "val" in stored["metrics"] and Path(stored["checkpoints"]["best"]).is_file()
 
@@ -99,16 +100,29 @@ def test_resuming_a_checkpoint_of_another_model_is_a_clear_error(data_dir: Path,
 def test_tensorboard_holds_scalars_hparams_graph_and_figures(data_dir: Path, tmp_path: Path):
     cfg = compose_train(tmp_path, "model=mnist_cnn_small", "data.validation=0.25", "trainer.max_epochs=2")
     train(cfg)
-    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    folder = event_dir(tmp_path)  # one run, named by the model and the overridden values
+    assert folder == tmp_path / "tensorboard" / "mnist_cnn_small validation=0.25 max_epochs=2"
+    events = EventAccumulator(str(folder), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
     events.Reload()
     tags = events.Tags()
     assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "test/accuracy", "train/lr"} <= set(tags["scalars"])
-    assert len(events.Scalars("val/accuracy")) == 2  # one point per epoch
+    assert not [tag for tag in tags["scalars"] if tag == "epoch" or tag.startswith(("final/", "hp_metric"))]
+    for tag in ("val/accuracy", "train/loss", "train/lr"):  # one point per epoch, at x = the epoch
+        assert [event.step for event in events.Scalars(tag)] == [0, 1], tag
+    assert [event.step for event in events.Scalars("test/accuracy")] == [2]  # after the 2 epochs trained
     assert {"inputs/samples", "val/confusion_matrix", "val/misclassified", "test/confusion_matrix",
             "test/misclassified", "features/conv2d", "features/max_pooling2d"} <= set(tags["images"])
     assert tags["graph"]
-    assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
-    assert {"final/val_accuracy", "final/test_accuracy"} <= set(tags["scalars"])  # the HPARAMS tab's metrics
+    hparams = events.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in hparams
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(hparams["_hparams_/experiment"]).experiment
+    assert {info.name.tag for info in experiment.metric_infos} == {"val/accuracy", "val/loss", "test/accuracy", "test/loss"}
+    assert {"validation", "max_epochs", "model", "data", "optimizer", "lr", "batch_size", "seed"} == {
+        info.name for info in experiment.hparam_infos}
+    start = plugin_data_pb2.HParamsPluginData.FromString(hparams["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["validation"].number_value == 0.25 and start.hparams["model"].string_value == "mnist_cnn_small"
 
 
 @pytest.mark.slow

@@ -2,7 +2,9 @@
 
 After every job it records that job (overrides, completed/failed with the error, final metrics from
 its ``metrics.json``) as ``job.json`` in the job's dir, then rewrites ``summary.csv`` and
-``summary.md`` in the sweep dir from all jobs recorded so far.  Because the table is rebuilt from
+``summary.md`` in the sweep dir from all jobs recorded so far: a column per swept parameter (an
+override whose value differs between jobs), the overrides all jobs share written once above the
+Markdown table.  Because the table is rebuilt from
 files after each job, it is complete even when a later job fails, the sweep is interrupted, or the
 jobs run in other processes (joblib, submitit launchers).
 """
@@ -23,7 +25,7 @@ from omegaconf import DictConfig
 from cnnzoo.atomic import atomic_path, write_json_atomic
 
 STAGES = ("train", "val", "test")
-FIRST_COLUMNS = ["job", "status", "overrides"]
+FIRST_COLUMNS = ["job", "status"]  # then one column per swept parameter
 LAST_COLUMNS = ["epochs", "wall_time_s", "error"]
 
 
@@ -52,33 +54,71 @@ class SweepSummary(Callback):
         write_summary(Path(config.hydra.sweep.dir))
 
 
+def _parsed(overrides: list[str]) -> dict[str, str]:
+    """``["+callbacks.poison.step=99", "data.batch_size=32"]`` -> ``{"callbacks.poison.step": "99", ...}``."""
+    pairs = {}
+    for line in overrides:
+        key, sep, value = line.partition("=")
+        pairs[key.lstrip("+~")] = value if sep else "(deleted)"
+    return pairs
+
+
+def swept_and_common(records: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The override keys whose value differs between jobs (one table column each), and the
+    overrides every job has alike, as given (written once, above the table)."""
+    parsed = [_parsed(record["overrides"]) for record in records]
+    keys = list(dict.fromkeys(key for pairs in parsed for key in pairs))
+    swept = [key for key in keys if any(pairs.get(key) != parsed[0].get(key) for pairs in parsed)]
+    common = [line for line in records[0]["overrides"] if line.partition("=")[0].lstrip("+~") not in swept]
+    return swept, common
+
+
+def _records(sweep_dir: Path) -> list[dict[str, Any]]:
+    records = [json.loads(path.read_text()) for path in sweep_dir.glob("*/job.json")]
+    return sorted(records, key=lambda record: record["job"])
+
+
 def summary_rows(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One flat row per recorded job, ordered by job number."""
+    """One flat row per recorded job, ordered by job number: its value of each swept parameter
+    (the overrides that differ between jobs), status, final metrics, epochs, time and error."""
+    records = _records(sweep_dir)
+    swept = swept_and_common(records)[0] if records else []
     rows = []
-    for path in sweep_dir.glob("*/job.json"):
-        record = json.loads(path.read_text())
+    for record in records:
         result = record.get("result", {})
-        row = {"job": record["job"], "status": record["status"], "overrides": " ".join(record["overrides"])}
+        overrides = _parsed(record["overrides"])
+        row = {"job": record["job"], "status": record["status"], **{key: overrides.get(key, "") for key in swept}}
         for stage in STAGES:
             for name, value in sorted(result.get("metrics", {}).get(stage, {}).items()):
                 row[f"{stage}_{name}"] = round(value, 4)
         row.update(epochs=result.get("epochs", ""), wall_time_s=result.get("wall_time_s", ""), error=record.get("error", ""))
         rows.append(row)
-    return sorted(rows, key=lambda row: row["job"])
+    return rows
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|")
 
 
 def write_summary(sweep_dir: Path) -> None:
-    rows = summary_rows(sweep_dir)
-    if not rows:
+    """``summary.csv`` (a plain CSV: a column per swept parameter, then the metrics) and
+    ``summary.md`` (the overrides common to all jobs once, then the same table)."""
+    records = _records(sweep_dir)
+    if not records:
         return
-    metric_columns = sorted({key for row in rows for key in row} - set(FIRST_COLUMNS) - set(LAST_COLUMNS))
-    columns = FIRST_COLUMNS + metric_columns + LAST_COLUMNS
+    swept, common = swept_and_common(records)
+    rows = summary_rows(sweep_dir)
+    first = FIRST_COLUMNS + swept
+    metric_columns = sorted({key for row in rows for key in row} - set(first) - set(LAST_COLUMNS))
+    columns = first + metric_columns + LAST_COLUMNS
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row.get(c, "")).replace("|", "\\|") for c in columns) + " |" for row in rows]
+    lines = [f"Common to all {len(records)} jobs: " + " ".join(f"`{line}`" for line in common), ""] \
+        if common else []
+    lines += ["| " + " | ".join(map(_cell, columns)) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     for name, text in (("summary.csv", buffer.getvalue()), ("summary.md", "\n".join(lines) + "\n")):
         with atomic_path(sweep_dir / name) as tmp:
             tmp.write_text(text)

@@ -15,6 +15,7 @@ from cnnzoo.training import faults
 from cnnzoo.errors import TrainingError
 from cnnzoo.training.faults import AtomicCheckpointIO
 from cnnzoo.train import train
+from cnnzoo.training.loggers import event_dir
 from tests.conftest import compose_run, run_cli
 
 # mnist_mlp has Dropout (random masks) and no validation split; the data_dir fixture's MNIST has 96
@@ -104,7 +105,7 @@ def test_same_config_and_seed_give_bit_identical_runs_on_cpu(data_dir: Path, tmp
     def run(name: str) -> tuple[list[float], dict[str, torch.Tensor]]:
         train(compose_run("train", tmp_path / name, "model=mnist_cnn_dropout", "trainer.max_epochs=2",
                           "data.batch_size=16", "trainer.accelerator=cpu"))
-        events = EventAccumulator(str(tmp_path / name / "tensorboard"), size_guidance={"scalars": 0})
+        events = EventAccumulator(str(event_dir(tmp_path / name)), size_guidance={"scalars": 0})
         events.Reload()
         losses = [e.value for e in events.Scalars("train/loss")]
         return losses, _weights(tmp_path / name / "checkpoints" / "last.ckpt")
