@@ -189,8 +189,9 @@ class Sequential:
         # Keras' verbose: "auto"/1 a live bar where someone watches, 2 one line per epoch, 0 silent.
         bar = [] if verbose in ("auto", 1) else ["~callbacks.progress_bar", "+trainer.enable_progress_bar=false"]
         bar += ["~callbacks.epoch_lines"] if verbose in (0, False) else []
-        cfg = compose_run("train", [f"trainer.max_epochs={epochs}", f"data.batch_size={batch_size}", "test=false",
-                                    "callbacks.input_inspection=null", *bar, *overrides], run_dir)
+        cfg = compose_run("train", [f"model.arch={self.name}", f"trainer.max_epochs={epochs}",
+                                    f"data.batch_size={batch_size}", "test=false", "callbacks.input_inspection=null",
+                                    *bar, *overrides], run_dir)
         with _typed_errors():
             result, self.module = train_model(cfg, datamodule=datamodule, model=self.module)
         self.history = History(result["history"], Path(result["run_dir"]))

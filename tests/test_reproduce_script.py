@@ -44,14 +44,14 @@ def test_runs_every_seed_once_and_reports_from_metrics_files(data_dir: Path, tmp
     assert record["overrides"][:2] == ["model=fashion_mlp", "seed=1"] and "trainer.max_epochs=1" in record["overrides"]
 
     table = (tmp_path / "docs" / "results.md").read_text()
-    accs = sorted(100 * m["metrics"]["test"]["acc"] for k, m in metrics.items() if k.startswith("fashion_mlp/"))
+    accs = sorted(100 * m["metrics"]["test"]["accuracy"] for k, m in metrics.items() if k.startswith("fashion_mlp/"))
     row = next(line for line in table.splitlines() if line.startswith("| fashion_mlp |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2:5] == ["87.59", "87.09", f"{sum(accs) / 2:.2f}"]  # notebook, bound, median
     assert cells[5:7] == [f"{accs[0]:.2f}", f"{accs[1]:.2f}"] and cells[8] == "2"
     assert cells[-1] == "pending"  # judged on the median of 3 seeds, not 2
     assert "| asl_cnn | val | 95.00 | 94.50 | not run yet |" in table
-    seed_1, seed_2 = (100 * metrics[f"fashion_mlp/seed{seed}"]["metrics"]["test"]["acc"] for seed in (1, 2))
+    seed_1, seed_2 = (100 * metrics[f"fashion_mlp/seed{seed}"]["metrics"]["test"]["accuracy"] for seed in (1, 2))
     runs = next(line for line in table.splitlines() if line.startswith("| fashion_mlp | seed 1: "))
     assert f"seed 1: {seed_1:.2f} (" in runs and f"; seed 2: {seed_2:.2f} (" in runs and runs.count(" min, 2 at a time)") == 2
     readme = (tmp_path / "README.md").read_text()
