@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from cnnzoo.training.callbacks import PredictionReport
 from cnnzoo.training.checkpoints import check_fits, datamodule_for, load_classifier
 from cnnzoo.atomic import write_json_atomic
-from cnnzoo.cli import user_errors
+from cnnzoo.cli import apply_threads, run, user_errors
 from cnnzoo.data import InMemoryDataModule
 from cnnzoo.errors import ConfigError
 from cnnzoo.training.module import ClassifierModule, grouped_metrics
@@ -30,6 +30,7 @@ from cnnzoo.training.module import ClassifierModule, grouped_metrics
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on its data (or ``cfg.data``); returns what goes to ``metrics.json``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    apply_threads(cfg)
     module, datamodule = _model_and_data(cfg)
     report = PredictionReport(png_dir=run_dir)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
@@ -74,4 +75,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)  # cnnzoo.cli: an unknown key gets one line naming the closest one

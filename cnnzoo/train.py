@@ -25,9 +25,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnzoo.training.checkpoints import check_fits, check_resumable
 from cnnzoo.atomic import write_json_atomic
-from cnnzoo.cli import user_errors
+from cnnzoo.cli import run, user_errors
 from cnnzoo.errors import ConfigError, TrainingError, TrainingInterrupted
 from cnnzoo.training.faults import FaultHandling, check_output_dirs
+from cnnzoo.run_dir import lock_run_dir
+from cnnzoo.training.trainer_checks import check_trainer
 from cnnzoo.training.module import ClassifierModule, grouped_metrics
 
 
@@ -103,6 +105,8 @@ def _log_hparams_with_results(trainer: L.Trainer, cfg: DictConfig, result: dict[
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and test) as configured; returns what is written to ``metrics.json``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    lock_run_dir(run_dir)  # cnnzoo.run_dir: a second run on this dir stops here
+    check_trainer(cfg.trainer)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -182,4 +186,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)  # cnnzoo.cli: an unknown key gets one line naming the closest one
