@@ -183,8 +183,8 @@ def _check_fields(prefix: str, name: str, factory: Callable, options: dict[str, 
     for key, value in options.items():
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"did you mean {prefix}.{close[0]}? " if close else ""
-            raise ConfigError(f"{prefix}.{key}: {name} has no such option; {hint}its options are {', '.join(known)}")
+            hint = f"; did you mean {prefix}.{close[0]}?" if close else ""
+            raise ConfigError(f"unknown key {prefix}.{key}: {name} takes {', '.join(known)}{hint}")
         if value is None and key == "max_lr":
             continue  # onecycle: peak at the optimizer's lr
         if key == "nesterov":
