@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -32,9 +31,10 @@ import cnnzoo.export
 import cnnzoo.predict
 import cnnzoo.summary
 import cnnzoo.train
-from cnnzoo.cli import run, user_errors
+from cnnzoo.cli import user_errors
 from cnnzoo.training.module import ClassifierModule
-from tests.conftest import REPO, compose_run, idx_bytes, run_cli, save_checkpoint, sign_csv_text, write_idx_dataset
+from tests.conftest import (REPO, compose_run, idx_bytes, run_cli, run_main, save_checkpoint, sign_csv_text,
+                            write_idx_dataset)
 
 DOC = REPO / "docs" / "errors.md"
 HEADER = ["| case | what was given | what the user sees |", "|---|---|---|"]
@@ -60,18 +60,6 @@ def _train(tmp: Path, *overrides: str) -> dict:
     return cnnzoo.train.train(compose_run("train", tmp / "run", "model=mnist_mlp", f"data.data_dir={tmp}",
                                           "data.download=false", "~logger", "callbacks.input_inspection=null",
                                           *overrides))
-
-
-def _main(module, *argv: str) -> None:
-    """``python -m <module> <argv>`` in-process: its ``@hydra.main`` through ``cnnzoo.cli.run``."""
-    saved, task = sys.argv, module.main.__wrapped__
-    sys.argv = [module.__file__, *argv]
-    task.__module__ = "__main__"  # Hydra finds ../conf from the file, as under `python -m`
-    try:
-        run(module.main)
-    finally:
-        sys.argv, task.__module__ = saved, module.__name__
-        GlobalHydra.instance().clear()
 
 
 def _checkpoint(tmp: Path, arch: str = "mnist_mlp", classes: int = 10) -> Path:
@@ -189,32 +177,32 @@ def _(tmp):
 
 @case("unknown model", "`model=lenet` (Hydra's message)")
 def _(tmp):
-    _main(cnnzoo.train, "model=lenet")
+    run_main(cnnzoo.train, "model=lenet")
 
 
 @case("unknown dataset", "`data=cifar10` (Hydra's message)")
 def _(tmp):
-    _main(cnnzoo.train, "data=cifar10")
+    run_main(cnnzoo.train, "data=cifar10")
 
 
 @case("unknown key", "`optimizer.lrr=1e-3`", cli=["train", "optimizer.lrr=1e-3"])
 def _(tmp):
-    _main(cnnzoo.train, "optimizer.lrr=1e-3")
+    run_main(cnnzoo.train, "optimizer.lrr=1e-3")
 
 
 @case("unknown trainer key", "`trainer.max_epoch=1`")
 def _(tmp):
-    _main(cnnzoo.train, "trainer.max_epoch=1")
+    run_main(cnnzoo.train, "trainer.max_epoch=1")
 
 
-@case("unknown key (evaluate)", "`evaluate ckpt=<file>`", cli=["evaluate", "ckpt=x.ckpt"])
+@case("unknown key (evaluate)", "`evaluate ckpt=<file>`")
 def _(tmp):
-    _main(cnnzoo.evaluate, "ckpt=x.ckpt")
+    run_main(cnnzoo.evaluate, "ckpt=x.ckpt")
 
 
 @case("unknown key (summary)", "`summary model.arc=mnist_mlp`")
 def _(tmp):
-    _main(cnnzoo.summary, "model.arc=mnist_mlp")
+    run_main(cnnzoo.summary, "model.arc=mnist_mlp")
 
 
 @case("unknown optimizer", "`optimizer.name=adagrad`")
@@ -255,7 +243,7 @@ OPTIMIZER_CASES = {
 }
 for _name, _overrides in OPTIMIZER_CASES.items():
     case(_name, " ".join(f"`{_shell(o)}`" for o in _overrides),
-         cli=["train", *_overrides] if _name in ("learning rate not a number", "zero epochs") else None)(
+         cli=["train", *_overrides] if _name == "learning rate not a number" else None)(
         lambda tmp, overrides=_overrides: _train(tmp, *overrides)
     )
 
@@ -272,7 +260,7 @@ def _(tmp):
 
 @case("invalid Hydra override", "`trainer.max_epochs=[1` (Hydra's message)")
 def _(tmp):
-    _main(cnnzoo.train, "trainer.max_epochs=[1")
+    run_main(cnnzoo.train, "trainer.max_epochs=[1")
 
 
 @case("bad augmentation", f"`{_shell('data.augment={rotation: 200}')}`")
@@ -313,7 +301,7 @@ def _(tmp):
 
 @case("export: no checkpoint", "`export` (no `ckpt_path`)")
 def _(tmp):
-    _main(cnnzoo.export)
+    run_main(cnnzoo.export)
 
 
 @case("predict: a directory", "`inputs=[<dir>]`")
