@@ -135,11 +135,14 @@ def run_main(module, *argv: str) -> None:
         GlobalHydra.instance().clear()
 
 
-def popen_cli(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``python -m cnnzoo.<module> <args>`` started in ``cwd`` (this checkout's cnnzoo), not waited for."""
+def popen_cli(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None,
+              log: Path | None = None) -> subprocess.Popen:
+    """``python -m cnnzoo.<module> <args>`` started in ``cwd`` (this checkout's cnnzoo), not waited for;
+    its output piped, or written to ``log`` (for a process that runs on while the test goes on)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    out = log.open("w") if log else subprocess.PIPE
     return subprocess.Popen([sys.executable, "-m", f"cnnzoo.{module}", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=out, stderr=subprocess.STDOUT if log else subprocess.PIPE)
 
 
 def save_checkpoint(module, path: Path) -> Path:

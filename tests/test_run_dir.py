@@ -40,11 +40,12 @@ def test_runs_started_at_once_get_a_run_dir_each(data_dir: Path, tmp_path: Path)
 def test_a_second_run_on_a_busy_run_dir_stops_at_once_and_a_dead_runs_lock_is_taken_over(data_dir, tmp_path):
     run_dir, env = tmp_path / "run", _env(data_dir, tmp_path)
     first = popen_cli("train", "model=mnist_mlp", "trainer.max_epochs=10000", "~logger",
-                      "callbacks.input_inspection=null", f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env)
+                      "callbacks.input_inspection=null", f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env,
+                      log=tmp_path / "first.log")
     try:
         deadline = time.monotonic() + 120
         while not (run_dir / ".cnnzoo.lock").exists() or not (run_dir / ".cnnzoo.lock").read_text().strip():
-            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()[-2000:]
+            assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-2000:]
             time.sleep(0.1)
         second = popen_cli("train", "model=mnist_mlp", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env)
         _, stderr = second.communicate(timeout=300)
@@ -55,7 +56,7 @@ def test_a_second_run_on_a_busy_run_dir_stops_at_once_and_a_dead_runs_lock_is_ta
         assert "Traceback" not in stderr and not (run_dir / "metrics.json").exists()
     finally:
         first.kill()  # SIGKILL: no atexit, the lock file stays behind with a dead PID
-        first.communicate()
+        first.wait()
     assert (run_dir / ".cnnzoo.lock").read_text().strip() == str(first.pid)
     third = popen_cli("train", "model=mnist_mlp", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env)
     _, stderr = third.communicate(timeout=300)
