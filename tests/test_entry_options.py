@@ -46,7 +46,8 @@ def test_threads_is_accepted_and_applied(entry: str, ckpt: Path, tmp_path: Path,
                                                      "threads=1"))
         assert len(records) == 1
     else:
-        run_main(cnnzoo.export, f"ckpt_path={ckpt}", "format=torchscript", f"output={tmp_path}/net.pt", "threads=1")
+        cnnzoo.export.main.__wrapped__(compose_run("export", tmp_path, f"ckpt_path={ckpt}", "format=torchscript",
+                                                   f"output={tmp_path}/net.pt", "threads=1"))
         assert (tmp_path / "net.pt").exists() and "Wrote" in capsys.readouterr().out
     assert torch.get_num_threads() == 1
 

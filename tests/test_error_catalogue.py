@@ -243,7 +243,7 @@ OPTIMIZER_CASES = {
 }
 for _name, _overrides in OPTIMIZER_CASES.items():
     case(_name, " ".join(f"`{_shell(o)}`" for o in _overrides),
-         cli=["train", *_overrides] if _name == "learning rate not a number" else None)(
+         cli=None)(
         lambda tmp, overrides=_overrides: _train(tmp, *overrides)
     )
 
@@ -301,7 +301,7 @@ def _(tmp):
 
 @case("export: no checkpoint", "`export` (no `ckpt_path`)")
 def _(tmp):
-    run_main(cnnzoo.export)
+    cnnzoo.export.main.__wrapped__(compose_run("export", tmp))
 
 
 @case("predict: a directory", "`inputs=[<dir>]`")

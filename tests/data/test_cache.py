@@ -24,22 +24,17 @@ def _caches(data: Path) -> list[Path]:
     return sorted((data / "sign_mnist").glob("*.cnnzoo.npz"))
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "older format"])
-def test_a_damaged_cache_file_is_rebuilt_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str):
+def test_a_damaged_cache_file_is_rebuilt_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     arrays = write_sign_dataset(tmp_path / "data" / "sign_mnist", seed=3)
     SignMNISTDataModule(data_dir=tmp_path / "data").setup()  # writes the caches next to the CSVs
     caches = _caches(tmp_path / "data")
     assert len(caches) == 2
-    for cache in caches:
-        data = cache.read_bytes()
-        if damage == "truncated":
-            cache.write_bytes(data[: len(data) // 2])
-        elif damage == "garbage":
-            cache.write_bytes(b"\x00not a zip" * 10)
-        else:  # an npz of another layout, without the fingerprint this version writes
-            with cache.open("wb") as f:
-                np.savez(f, pixels=np.zeros(3))
+    train_cache, test_cache = sorted(caches, key=lambda c: "test" in c.name)
+    data = train_cache.read_bytes()
+    train_cache.write_bytes(data[: len(data) // 2])  # truncated: a run killed by a full disk, a bad copy
+    with test_cache.open("wb") as f:  # an older layout, without the fingerprint this version writes
+        np.savez(f, pixels=np.zeros(3))
     result = _train_asl(tmp_path / "data", tmp_path / "run")
     assert result["status"] == "completed"
     for cache, split in zip(caches, ["test", "train"]):  # sorted: sign_mnist_test..., sign_mnist_train...
@@ -49,7 +44,7 @@ def test_a_damaged_cache_file_is_rebuilt_not_a_crash(tmp_path: Path, monkeypatch
             assert np.array_equal(stored["images"].reshape(pixels.shape), pixels)
 
 
-@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)], ids=["022", "002", "077"])
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664)], ids=["022", "002"])
 def test_new_cache_files_get_the_umask_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask: int,
                                                    mode: int):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
