@@ -1,13 +1,16 @@
 """Plumbing shared by the ``python -m cnnzoo.*`` entry points.
 
-A user mistake (``CnnzooError``) is printed as one line and exits with status 2 (128 + N after
-signal N); the traceback is
-shown only with ``HYDRA_FULL_ERROR=1``.  A mandatory value left out (``ckpt_path: ???``) is such a
-mistake too.  ``run(main)`` starts an entry point: an override of a key the config does not have
-(``optimizer.lrr=1e-3``), which Hydra rejects before any cnnzoo code runs, gets one line with the
-closest existing key instead of Hydra's advice to add it with ``+``.  Errors raised inside ``hydra.utils.instantiate`` arrive
-wrapped in its ``InstantiationException``; the user's error is unwrapped from it.  Inside a Hydra multirun the error is raised instead, so
-the sweeper records that one job as failed and goes on with the others.
+A user mistake (``CnnzooError``, or a mandatory value left out such as ``ckpt_path: ???``) is
+printed as one line and exits with status 2 (128 + N after signal N); the traceback is shown only
+with ``HYDRA_FULL_ERROR=1``.  Errors raised inside ``hydra.utils.instantiate`` arrive wrapped in its
+``InstantiationException``; the user's error is unwrapped from it.  Inside a Hydra multirun the
+error is raised instead, so the sweeper records that one job as failed and goes on with the others.
+
+``run(main)`` starts an entry point: an override of a key the config does not have
+(``optimizer.lrr=1e-3``), which Hydra rejects before any cnnzoo code runs, gets one line naming the
+closest existing key instead of Hydra's advice to add it with ``+``.  ``apply_threads`` is
+``threads=N`` for every entry point; the ``${cnnzoo_groups:...}`` resolver lists an entry point's own
+config groups in its ``--help``.
 """
 
 from __future__ import annotations
