@@ -1,25 +1,42 @@
 """Plumbing shared by the ``python -m cnnzoo.*`` entry points.
 
-A user mistake (``CnnzooError``) is printed as one line and exits with status 2 (128 + N after
-signal N); the traceback is
-shown only with ``HYDRA_FULL_ERROR=1``.  Errors raised inside ``hydra.utils.instantiate`` arrive
-wrapped in its ``InstantiationException``; the user's error is unwrapped from it.  Inside a Hydra multirun the error is raised instead, so
-the sweeper records that one job as failed and goes on with the others.
+A user mistake (``CnnzooError``, or a mandatory value left out such as ``ckpt_path: ???``) is
+printed as one line and exits with status 2 (128 + N after signal N); the traceback is shown only
+with ``HYDRA_FULL_ERROR=1``.  Errors raised inside ``hydra.utils.instantiate`` arrive wrapped in its
+``InstantiationException``; the user's error is unwrapped from it.  Inside a Hydra multirun the
+error is raised instead, so the sweeper records that one job as failed and goes on with the others.
+
+``run(main)`` starts an entry point: an override of a key the config does not have
+(``optimizer.lrr=1e-3``), which Hydra rejects before any cnnzoo code runs, gets one line naming the
+closest existing key instead of Hydra's advice to add it with ``+``.  ``apply_threads`` is
+``threads=N`` for every entry point; the ``${cnnzoo_groups:...}`` resolver lists an entry point's own
+config groups in its ``--help``.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException
 from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
-from cnnzoo.errors import CnnzooError
+import cnnzoo.run_dir  # noqa: F401 - registers ${cnnzoo_run_id:} for conf/hydra/default.yaml
+from cnnzoo.errors import CnnzooError, ConfigError
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+VALUE_HINTS = {"ckpt_path": "<file.ckpt> (written by cnnzoo.train)"}
 
 
 @contextmanager
@@ -40,8 +57,72 @@ def user_errors() -> Iterator[None]:
 def user_error(error: BaseException | None) -> CnnzooError | None:
     """The ``CnnzooError`` behind ``error``, also when Hydra's ``instantiate`` wrapped it."""
     while error is not None and not isinstance(error, CnnzooError):
+        if isinstance(error, MissingMandatoryValue):
+            key = error.full_key
+            return ConfigError(f"{key} is required: add {key}={VALUE_HINTS.get(key, '<value>')} to the command")
         error = error.__cause__
     return error
+
+
+def run(main: Callable[[], Any]) -> None:
+    """Call the ``@hydra.main`` function ``main`` as ``python -m cnnzoo.<entry>`` does.
+
+    Hydra composes the config inside ``main`` and reports its own errors there (through
+    ``hydra._internal.utils.run_and_report``); while ``main`` runs, that reporter first turns an
+    override of a missing key into ``error: <message>`` and exit status 2.
+    """
+    from hydra._internal import utils as hydra_utils
+
+    report = hydra_utils.run_and_report
+    hydra_utils.run_and_report = lambda func: report(lambda: _unknown_keys_reported(func))
+    try:
+        main()
+    finally:
+        hydra_utils.run_and_report = report
+
+
+def _unknown_keys_reported(func: Callable[[], Any]) -> Any:
+    try:
+        return func()
+    except ConfigCompositionException as e:
+        message = unknown_key_message(e)
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(ConfigError.exit_code) from None
+
+
+def unknown_key_message(error: ConfigCompositionException) -> str | None:
+    """``unknown key a.b: did you mean a.c?`` for Hydra's "Could not override 'a.b'", else None."""
+    cause = error.__cause__
+    if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or not isinstance(cause.parent_node, DictConfig):
+        return None
+    full_key, key = str(cause.full_key), str(cause.key)
+    parent = full_key[: -len(key) - 1] if full_key.endswith("." + key) else ""
+    keys = [str(k) for k in cause.parent_node.keys() if k != "hydra"]
+    close = difflib.get_close_matches(key, keys, n=1)
+    where = f"{parent} has" if parent else "the config has"
+    hint = f"did you mean {'.'.join(filter(None, [parent, close[0]]))}?" if close else f"{where} {', '.join(keys)}"
+    return f"unknown key {full_key}: {hint}"
+
+
+def apply_threads(cfg: DictConfig) -> None:
+    """``threads=N``: torch's CPU threads for this run (null keeps torch's default)."""
+    threads = cfg.get("threads")
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads={threads!r}: expected a positive integer (or null for torch's default)")
+    torch.set_num_threads(threads)
+
+
+def _config_groups(*groups: str) -> str:
+    """``group: option, option`` per line, for an entry point's ``--help`` (only its own groups)."""
+    return "\n".join(f"{group}: {', '.join(sorted(p.stem for p in (CONF / group).glob('*.yaml')))}"
+                     for group in groups)
+
+
+OmegaConf.register_new_resolver("cnnzoo_groups", _config_groups, replace=True)
 
 
 def _in_multirun() -> bool:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from cnnzoo.training.callbacks import PredictionReport
 from cnnzoo.training.checkpoints import datamodule_for, open_model
 from cnnzoo.atomic import write_json_atomic
-from cnnzoo.cli import also_callable, user_errors
+from cnnzoo.cli import also_callable, apply_threads, run, user_errors
 from cnnzoo.data import InMemoryDataModule
 from cnnzoo.errors import ConfigError
 from cnnzoo.training.module import ClassifierModule, grouped_metrics
@@ -30,6 +30,7 @@ from cnnzoo.training.module import ClassifierModule, grouped_metrics
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on its data (or ``cfg.data``); returns what goes to ``metrics.json``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    apply_threads(cfg)
     module, datamodule = _model_and_data(cfg)
     report = PredictionReport(png_dir=run_dir)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
@@ -66,6 +67,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)  # cnnzoo.cli: an unknown key gets one line naming the closest one
 else:
     also_callable(__name__, "evaluate")  # cnnzoo.evaluate(...) is the Python API's evaluate

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from cnnzoo.cli import user_errors
+from cnnzoo.cli import apply_threads, run, user_errors
 from cnnzoo.interop.deploy import export_checkpoint
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     with user_errors():
+        apply_threads(cfg)
         exported = export_checkpoint(cfg.ckpt_path, cfg.format, cfg.output)
         print(f"Wrote {exported.path}")
         for line in exported.lines:
@@ -23,4 +24,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)  # cnnzoo.cli: an unknown key gets one line naming the closest one

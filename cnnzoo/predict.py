@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from cnnzoo.training.checkpoints import datamodule_for, load_classifier
 from cnnzoo.atomic import write_json_atomic
-from cnnzoo.cli import also_callable, user_errors
+from cnnzoo.cli import also_callable, apply_threads, run, user_errors
 from cnnzoo.data import InMemoryDataModule
 from cnnzoo.errors import ConfigError
 from cnnzoo.data.images import load_image
@@ -28,6 +28,7 @@ from cnnzoo.training.module import ClassifierModule
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     """Top-k predictions for ``cfg.inputs`` then ``cfg.index``; also written to ``predictions.json``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    apply_threads(cfg)
     inputs, indices = list(cfg.get("inputs") or []), list(cfg.get("index") or [])
     if not inputs and not indices:
         raise ConfigError("nothing to predict: give inputs=[a.png,b.png] or index=[0,1,...]")
@@ -95,6 +96,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)  # cnnzoo.cli: an unknown key gets one line naming the closest one
 else:
     also_callable(__name__, "predict")  # cnnzoo.predict(...) is the Python API's predict

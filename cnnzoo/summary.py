@@ -9,7 +9,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from cnnzoo.cli import user_errors
+from cnnzoo.cli import run, user_errors
 from cnnzoo.models import create, summary
 
 
@@ -22,4 +22,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)  # cnnzoo.cli: an unknown key gets one line naming the closest one

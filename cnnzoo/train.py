@@ -27,10 +27,12 @@ from cnnzoo.training.callbacks import History
 from cnnzoo.training.checkpoints import check_fits, check_resumable
 from cnnzoo.training.console import metrics_table, quiet_third_party, watched
 from cnnzoo.atomic import write_json_atomic
-from cnnzoo.cli import user_errors
+from cnnzoo.cli import run, user_errors
 from cnnzoo.data.datamodule import TensorDataModule
 from cnnzoo.errors import ConfigError, TrainingError, TrainingInterrupted
 from cnnzoo.training.faults import FaultHandling, check_output_dirs
+from cnnzoo.run_dir import lock_run_dir
+from cnnzoo.training.trainer_checks import check_trainer
 from cnnzoo.training.module import ClassifierModule, grouped_metrics
 
 
@@ -116,6 +118,8 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     ``model`` (a Keras-style Sequential's module, compiled in Python) stand in for ``cfg.data`` and
     ``cfg.model``: ``cnnzoo.keras_api`` trains through this one code path."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    lock_run_dir(run_dir)  # cnnzoo.run_dir: a second run on this dir stops here
+    check_trainer(cfg.trainer)
     quiet_third_party(cfg.get("verbose", False))
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
@@ -212,4 +216,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)  # cnnzoo.cli: an unknown key gets one line naming the closest one

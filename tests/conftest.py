@@ -118,6 +118,33 @@ def run_cli(module: str, *args: str, timeout: int = 300, env: dict[str, str] | N
     )
 
 
+def run_main(module, *argv: str) -> None:
+    """``python -m <module> <argv>`` in-process: its ``@hydra.main`` through ``cnnzoo.cli.run``, so
+    what Hydra reports while composing (and ``--help``) goes to this process's stdout/stderr."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from cnnzoo.cli import run
+
+    saved, task = sys.argv, module.main.__wrapped__
+    sys.argv = [module.__file__, *argv]
+    task.__module__ = "__main__"  # Hydra finds ../conf from the file, as under `python -m`
+    try:
+        run(module.main)
+    finally:
+        sys.argv, task.__module__ = saved, module.__name__
+        GlobalHydra.instance().clear()
+
+
+def popen_cli(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None,
+              log: Path | None = None) -> subprocess.Popen:
+    """``python -m cnnzoo.<module> <args>`` started in ``cwd`` (this checkout's cnnzoo), not waited for;
+    its output piped, or written to ``log`` (for a process that runs on while the test goes on)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    out = log.open("w") if log else subprocess.PIPE
+    return subprocess.Popen([sys.executable, "-m", f"cnnzoo.{module}", *args], cwd=cwd, env=env, text=True,
+                            stdout=out, stderr=subprocess.STDOUT if log else subprocess.PIPE)
+
+
 def save_checkpoint(module, path: Path) -> Path:
     """Write ``module`` (untrained is fine) as a Lightning checkpoint, as ``cnnzoo.train`` would."""
     import lightning as L

@@ -1,7 +1,10 @@
 """Every bad input in ``docs/errors.md`` gives exactly the documented one-line message.
 
-The table in ``docs/errors.md`` is checked against the real messages here, row by row, so the
-documentation cannot drift from the code.  After changing a message on purpose, regenerate it:
+Each row runs a real entry point: ``train``/``evaluate``/``predict``/``export`` in-process under
+``cnnzoo.cli.user_errors`` (stderr captured, exit status checked), or the ``@hydra.main`` function
+through ``cnnzoo.cli.run`` with ``sys.argv`` set, for mistakes Hydra catches while composing.  Some
+rows are also checked through a real ``python -m cnnzoo.*`` subprocess (marked slow).  After
+changing a message on purpose, regenerate the table:
 ``CNNZOO_WRITE_ERRORS_DOC=1 python -m pytest tests/test_error_catalogue.py``.
 """
 
@@ -10,6 +13,8 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import subprocess
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # for the Keras-file case
 from collections.abc import Callable
@@ -18,55 +23,84 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import OmegaConf
 from PIL import Image
 
-from cnnzoo.training.checkpoints import check_fits, load_classifier
-from cnnzoo.data import MNISTDataModule, SignMNISTDataModule
-from cnnzoo.data.augment import create_augmentation
-from cnnzoo.errors import CnnzooError
-from cnnzoo.data.images import load_image
+import cnnzoo.evaluate
+import cnnzoo.export
+import cnnzoo.predict
+import cnnzoo.summary
+import cnnzoo.train
+from cnnzoo.cli import user_errors
 from cnnzoo.training.module import ClassifierModule
 from cnnzoo.interop.deploy import export_checkpoint
 from cnnzoo.interop.keras_writer import save_keras
-from cnnzoo.models import Dense, Flatten, build_sequential, create
+from cnnzoo.models import Dense, Flatten, build_sequential
 from cnnzoo.models.layers import ACTIVATIONS
-from cnnzoo.training.optim import create_optimizer, create_scheduler
-from cnnzoo.train import train
-from tests.conftest import REPO, compose_run, idx_bytes, save_checkpoint, sign_csv_text, write_idx_dataset
+from tests.conftest import (REPO, compose_run, idx_bytes, run_cli, run_main, save_checkpoint, sign_csv_text,
+                            write_idx_dataset)
 
 DOC = REPO / "docs" / "errors.md"
 HEADER = ["| case | what was given | what the user sees |", "|---|---|---|"]
 Trigger = Callable[[Path], object]
 CASES: dict[str, tuple[str, Trigger]] = {}
+SUBPROCESS: dict[str, list[str]] = {}  # rows also checked as `python -m cnnzoo.<args>` (slow)
+PLACEHOLDERS: dict[str, str] = {}  # text that differs from run to run (a PID) -> its placeholder
 
 
-def case(name: str, given: str):
+def case(name: str, given: str, cli: list[str] | None = None):
     def register(trigger: Trigger) -> Trigger:
         CASES[name] = (given, trigger)
+        if cli:
+            SUBPROCESS[name] = cli
         return trigger
     return register
 
 
+# ----------------------------------------------------------------------------- the entry points
+
+def _train(tmp: Path, *overrides: str) -> dict:
+    """``python -m cnnzoo.train`` (in-process) on data in ``tmp``, small and without figures."""
+    return cnnzoo.train.train(compose_run("train", tmp / "run", "model=mnist_mlp", f"data.data_dir={tmp}",
+                                          "data.download=false", "~logger", "callbacks.input_inspection=null",
+                                          *overrides))
+
+
+def _checkpoint(tmp: Path, arch: str = "mnist_mlp", classes: int = 10) -> Path:
+    """An untrained ``arch`` checkpoint whose data is the generated MNIST in ``tmp/mnist``."""
+    write_idx_dataset(tmp / "mnist", n_train=20, n_test=10)
+    data = compose_run("train", tmp / "compose", f"data.data_dir={tmp}").data
+    module = ClassifierModule(arch, classes, [1, 28, 28], data_config=OmegaConf.to_container(data, resolve=True))
+    return save_checkpoint(module, tmp / f"{arch}.ckpt")
+
+
+def _evaluate(tmp: Path, *overrides: str) -> dict:
+    return cnnzoo.evaluate.evaluate(compose_run("evaluate", tmp / "run", "~logger", *overrides))
+
+
+def _predict(tmp: Path, *overrides: str) -> list:
+    return cnnzoo.predict.predict(compose_run("predict", tmp / "run", *overrides))
+
+
 # ----------------------------------------------------------------------------- data files
 
-def _mnist(tmp: Path, **changes: bytes) -> MNISTDataModule:
-    """MNIST files in ``tmp/mnist`` with some replaced (``name=bytes``, or ``b""`` to delete)."""
+def _mnist(tmp: Path, **changes: bytes) -> None:
+    """Train on MNIST files in ``tmp/mnist`` with some replaced (``name=bytes``, or ``b""`` to delete)."""
     write_idx_dataset(tmp / "mnist", n_train=20, n_test=10)
     for name, data in changes.items():
         path = tmp / "mnist" / f"{name.replace('_', '-')}.gz"
         path.unlink() if data == b"" else path.write_bytes(data)
-    return MNISTDataModule(data_dir=tmp, download=False)
+    _train(tmp)
 
 
-def _sign(tmp: Path, train_text: str | bytes) -> SignMNISTDataModule:
+def _sign(tmp: Path, train_text: str | bytes) -> None:
+    """Train on Sign-MNIST CSVs in ``tmp/sign_mnist`` whose training file is ``train_text``."""
     folder = tmp / "sign_mnist"
     folder.mkdir(parents=True, exist_ok=True)
     good = sign_csv_text([0, 1], np.zeros((2, 28, 28), dtype=np.uint8))
     (folder / "sign_mnist_test.csv").write_text(good)
     (folder / "sign_mnist_train.csv").write_bytes(train_text if isinstance(train_text, bytes) else train_text.encode())
-    return SignMNISTDataModule(data_dir=tmp)
+    _train(tmp, "data=sign_mnist")
 
 
 def _row(label: object = 0, pixels: list[str] | None = None) -> str:
@@ -78,133 +112,211 @@ CSV_HEADER = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
 
 @case("data dir missing", "`data.data_dir=<dir>/nowhere`")
 def _(tmp):
-    MNISTDataModule(data_dir=tmp / "nowhere", download=False).setup()
+    _train(tmp, f"data.data_dir={tmp}/nowhere")
 
 
 @case("IDX file missing", "no `t10k-labels-idx1-ubyte.gz`")
 def _(tmp):
-    _mnist(tmp, t10k_labels_idx1_ubyte=b"").setup()
+    _mnist(tmp, t10k_labels_idx1_ubyte=b"")
 
 
 @case("truncated gzip", "`train-images-idx3-ubyte.gz` cut in half")
 def _(tmp):
     data = gzip.compress(idx_bytes(np.zeros((20, 28, 28), np.uint8)))
-    _mnist(tmp, train_images_idx3_ubyte=data[: len(data) // 2]).setup()
+    _mnist(tmp, train_images_idx3_ubyte=data[: len(data) // 2])
 
 
 @case("wrong IDX magic", "a labels file where the images file should be")
 def _(tmp):
-    _mnist(tmp, train_images_idx3_ubyte=gzip.compress(idx_bytes(np.zeros(20, np.uint8)))).setup()
+    _mnist(tmp, train_images_idx3_ubyte=gzip.compress(idx_bytes(np.zeros(20, np.uint8))))
 
 
 @case("image/label count mismatch", "19 labels for 20 images")
 def _(tmp):
-    _mnist(tmp, train_labels_idx1_ubyte=gzip.compress(idx_bytes(np.zeros(19, np.uint8)))).setup()
+    _mnist(tmp, train_labels_idx1_ubyte=gzip.compress(idx_bytes(np.zeros(19, np.uint8))))
 
 
 @case("CSV without header", "first line is a data row")
 def _(tmp):
-    _sign(tmp, f"{_row()}\n{_row()}\n").setup()
+    _sign(tmp, f"{_row()}\n{_row()}\n")
 
 
 @case("CSV wrong column count", "rows of 700 pixels")
 def _(tmp):
-    _sign(tmp, f"{CSV_HEADER}\n{_row(0, ['0'] * 700)}\n").setup()
+    _sign(tmp, f"{CSV_HEADER}\n{_row(0, ['0'] * 700)}\n")
 
 
 @case("CSV non-numeric pixel", "`pixel3` is `x`")
 def _(tmp):
-    _sign(tmp, f"{CSV_HEADER}\n{_row(0, ['0', '0', 'x'] + ['0'] * 781)}\n").setup()
+    _sign(tmp, f"{CSV_HEADER}\n{_row(0, ['0', '0', 'x'] + ['0'] * 781)}\n")
 
 
 @case("CSV pixel 300", "`pixel1` is 300")
 def _(tmp):
-    _sign(tmp, f"{CSV_HEADER}\n{_row(0, ['300'] + ['0'] * 783)}\n").setup()
+    _sign(tmp, f"{CSV_HEADER}\n{_row(0, ['300'] + ['0'] * 783)}\n")
 
 
 @case("CSV pixel -1", "`pixel784` is -1")
 def _(tmp):
-    _sign(tmp, f"{CSV_HEADER}\n{_row(0, ['0'] * 783 + ['-1'])}\n").setup()
+    _sign(tmp, f"{CSV_HEADER}\n{_row(0, ['0'] * 783 + ['-1'])}\n")
 
 
 for _label in (9, 25, -1):
     case(f"CSV label {_label}", f"a row labelled {_label}")(
-        lambda tmp, label=_label: _sign(tmp, f"{CSV_HEADER}\n{_row(label)}\n").setup()
+        lambda tmp, label=_label: _sign(tmp, f"{CSV_HEADER}\n{_row(label)}\n")
     )
 
 
 @case("CSV empty file", "a 0-byte `sign_mnist_train.csv`")
 def _(tmp):
-    _sign(tmp, b"").setup()
+    _sign(tmp, b"")
 
 
 @case("CSV ragged line", "line 3 has 100 fields")
 def _(tmp):
-    _sign(tmp, f"{CSV_HEADER}\n{_row()}\n{_row(0, ['0'] * 99)}\n").setup()
+    _sign(tmp, f"{CSV_HEADER}\n{_row()}\n{_row(0, ['0'] * 99)}\n")
 
 
 # ----------------------------------------------------------------------------- names and config
 
-def _compose(tmp: Path, *overrides: str):
-    return compose_run("train", tmp, *overrides)
-
-
 @case("unknown model", "`model=lenet` (Hydra's message)")
 def _(tmp):
-    _compose(tmp, "model=lenet")
+    run_main(cnnzoo.train, "model=lenet")
 
 
 @case("unknown dataset", "`data=cifar10` (Hydra's message)")
 def _(tmp):
-    _compose(tmp, "data=cifar10")
+    run_main(cnnzoo.train, "data=cifar10")
+
+
+@case("unknown key", "`optimizer.lrr=1e-3`", cli=["train", "optimizer.lrr=1e-3"])
+def _(tmp):
+    run_main(cnnzoo.train, "optimizer.lrr=1e-3")
+
+
+@case("unknown trainer key", "`trainer.max_epoch=1`")
+def _(tmp):
+    run_main(cnnzoo.train, "trainer.max_epoch=1")
+
+
+@case("unknown key (evaluate)", "`evaluate ckpt=<file>`")
+def _(tmp):
+    run_main(cnnzoo.evaluate, "ckpt=x.ckpt")
+
+
+@case("unknown key (summary)", "`summary model.arc=mnist_mlp`")
+def _(tmp):
+    run_main(cnnzoo.summary, "model.arc=mnist_mlp")
 
 
 @case("unknown optimizer", "`optimizer.name=adagrad`")
 def _(tmp):
-    create_optimizer(torch.nn.Linear(1, 1).parameters(), "adagrad")
+    _train(tmp, "optimizer.name=adagrad")
+
+
+def _shell(override: str) -> str:
+    """``key={a: 1}`` as typed in a shell: ``key='{a: 1}'``."""
+    key, value = override.split("=", 1)
+    return f"{key}='{value}'" if " " in value else override
+
+
+# Optimizer and schedule values: each checked when the model is built, before the trainer starts.
+OPTIMIZER_CASES = {
+    "learning rate not a number": ("optimizer.lr=abc",),
+    "negative learning rate": ("optimizer.lr=-1",),
+    "zero learning rate": ("optimizer.lr=0",),
+    "infinite learning rate": ("optimizer.lr=inf",),
+    "Adam beta_1 of 1": ("optimizer.beta_1=1",),
+    "Adam beta_2 below 0": ("optimizer.beta_2=-0.1",),
+    "zero epsilon": ("optimizer.epsilon=0",),
+    "RMSprop rho of 1": ("optimizer=rmsprop", "optimizer.rho=1"),
+    "negative momentum": ("optimizer=sgd", "optimizer.momentum=-0.5"),
+    "Nesterov without momentum": ("optimizer=sgd", "optimizer.nesterov=true"),
+    "option the optimizer lacks": ("+optimizer.momentum=0.9",),
+    "misspelt optimizer option": ("+optimizer.lrr=0.01",),
+    "onecycle max_lr of 0": ("+model.scheduler={name: onecycle, max_lr: 0}",),
+    "onecycle pct_start of 1": ("+model.scheduler={name: onecycle, pct_start: 1}",),
+    "cosine warmup of 1": ("+model.scheduler={name: cosine, warmup: 1}",),
+    "option the schedule lacks": ("+model.scheduler={name: cosine, warmpu: 0.1}",),
+    "unknown schedule": ("+model.scheduler={name: step}",),
+    "zero epochs": ("trainer.max_epochs=0",),
+    "epochs not a number": ("trainer.max_epochs=five",),
+    "zero devices": ("trainer.devices=0",),
+    "unknown precision": ("trainer.precision=fp8",),
+    "bad label smoothing": ("+model.label_smoothing=1",),
+}
+for _name, _overrides in OPTIMIZER_CASES.items():
+    case(_name, " ".join(f"`{_shell(o)}`" for o in _overrides),
+         cli=None)(
+        lambda tmp, overrides=_overrides: _train(tmp, *overrides)
+    )
 
 
 @case("unknown architecture", "`model.arch=lenet`")
 def _(tmp):
-    create("lenet")
+    _train(tmp, "model.arch=lenet")
 
 
 @case("data/model class mismatch", "`model=asl_cnn +model.num_classes=10`")
 def _(tmp):
-    train(_compose(tmp, "model=asl_cnn", "+model.num_classes=10", f"data.data_dir={tmp}"))
+    _train(tmp, "model=asl_cnn", "+model.num_classes=10")
 
 
 @case("invalid Hydra override", "`trainer.max_epochs=[1` (Hydra's message)")
 def _(tmp):
-    _compose(tmp, "trainer.max_epochs=[1")
+    run_main(cnnzoo.train, "trainer.max_epochs=[1")
 
 
-@case("bad augmentation", "`data.augment='{rotation: 200}'`")
+@case("bad augmentation", f"`{_shell('data.augment={rotation: 200}')}`")
 def _(tmp):
-    create_augmentation({"rotation": 200})
+    write_idx_dataset(tmp / "mnist", n_train=20, n_test=10)
+    _train(tmp, "data.augment={rotation: 200}")
 
 
-@case("unknown schedule", "`+model.scheduler='{name: step}'`")
+@case("bad thread count", "`evaluate ckpt_path=<file> threads=0`")
 def _(tmp):
-    create_scheduler(create_optimizer(torch.nn.Linear(1, 1).parameters(), "adam"), 10, "step")
+    _evaluate(tmp, f"ckpt_path={_checkpoint(tmp)}", "threads=0")
 
 
-@case("bad label smoothing", "`+model.label_smoothing=1`")
+# ----------------------------------------------------------------------------- concurrent runs
+
+@case("run dir in use", "a second run with the same `hydra.run.dir` while the first is running")
 def _(tmp):
-    ClassifierModule("mnist_mlp", 10, [1, 28, 28], label_smoothing=1)
+    (tmp / "run").mkdir()
+    holder = subprocess.Popen(  # a run holding the lock the way cnnzoo.run_dir takes it
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); print(flush=True); time.sleep(60)",
+         str(tmp / "run" / ".cnnzoo.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdout.readline()
+        PLACEHOLDERS[str(holder.pid)] = "<pid>"
+        _train(tmp)
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 # ----------------------------------------------------------------------------- predict inputs
 
+@case("predict: no checkpoint", "`predict inputs=[x.png]` (no `ckpt_path`)", cli=["predict", "inputs=[x.png]"])
+def _(tmp):
+    _predict(tmp, "inputs=[x.png]")
+
+
+@case("export: no checkpoint", "`export` (no `ckpt_path`)")
+def _(tmp):
+    cnnzoo.export.main.__wrapped__(compose_run("export", tmp))
+
+
 @case("predict: a directory", "`inputs=[<dir>]`")
 def _(tmp):
-    load_image(tmp, (1, 28, 28))
+    _predict(tmp, f"ckpt_path={_checkpoint(tmp)}", f"inputs=[{tmp}]")
 
 
 @case("predict: a text file", "`inputs=[notes.txt]`")
 def _(tmp):
     (tmp / "notes.txt").write_text("hello")
-    load_image(tmp / "notes.txt", (1, 28, 28))
+    _predict(tmp, f"ckpt_path={_checkpoint(tmp)}", f"inputs=[{tmp}/notes.txt]")
 
 
 @case("predict: a corrupt PNG", "a PNG cut in half")
@@ -212,26 +324,26 @@ def _(tmp):
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp / "cut.png")
     data = (tmp / "cut.png").read_bytes()
     (tmp / "cut.png").write_bytes(data[: len(data) // 2])
-    load_image(tmp / "cut.png", (1, 28, 28))
+    _predict(tmp, f"ckpt_path={_checkpoint(tmp)}", f"inputs=[{tmp}/cut.png]")
 
 
-@case("predict: a 200x200 colour image", "an RGB PNG (converted, not an error: the note in the table)")
+@case("predict: a 200x200 colour image", "an RGB PNG (converted, not an error: the notes column of the table)")
 def _(tmp):
     Image.fromarray(np.zeros((200, 200, 3), np.uint8)).save(tmp / "photo.png")
-    return "note: " + "; ".join(load_image(tmp / "photo.png", (1, 28, 28))[1])
+    _predict(tmp, f"ckpt_path={_checkpoint(tmp)}", f"inputs=[{tmp}/photo.png]")
 
 
 # ----------------------------------------------------------------------------- checkpoints, Keras files
 
 @case("evaluate: missing checkpoint", "`ckpt_path=<dir>/missing.ckpt`")
 def _(tmp):
-    load_classifier(tmp / "missing.ckpt")
+    _evaluate(tmp, f"ckpt_path={tmp}/missing.ckpt")
 
 
 @case("evaluate: corrupt checkpoint", "a file of text named `.ckpt`")
 def _(tmp):
     (tmp / "bad.ckpt").write_text("not a checkpoint")
-    load_classifier(tmp / "bad.ckpt")
+    _evaluate(tmp, f"ckpt_path={tmp}/bad.ckpt")
 
 
 @case("evaluate: weights of another model", "an asl_cnn checkpoint whose weights are mnist_mlp's")
@@ -240,22 +352,21 @@ def _(tmp):
     checkpoint = torch.load(path, weights_only=False)
     checkpoint["state_dict"] = ClassifierModule("mnist_mlp", 24, [1, 28, 28]).state_dict()
     torch.save(checkpoint, path)
-    load_classifier(path)
+    _evaluate(tmp, f"ckpt_path={path}")
 
 
 @case("evaluate: data with other classes", "an MNIST checkpoint with `data=sign_mnist`")
 def _(tmp):
-    check_fits(ClassifierModule("mnist_mlp", 10, [1, 28, 28]), SignMNISTDataModule(data_dir=tmp))
+    _evaluate(tmp, f"ckpt_path={_checkpoint(tmp)}", "data=sign_mnist", f"data.data_dir={tmp}")
 
 
 @case("Keras file with an unsupported layer", "a `.keras` model with `LSTM`")
 def _(tmp):
     keras = pytest.importorskip("keras")
-    from cnnzoo.interop.keras_files import load_model
 
     keras.backend.clear_session()
     keras.Sequential([keras.Input((28, 28)), keras.layers.LSTM(4), keras.layers.Dense(10)]).save(tmp / "rnn.keras")
-    load_model(tmp / "rnn.keras")
+    _evaluate(tmp, f"keras_model={tmp}/rnn.keras", "data=mnist", f"data.data_dir={tmp}")
 
 
 # ----------------------------------------------------------------------------- export
@@ -300,19 +411,36 @@ def _(tmp):
 
 # ----------------------------------------------------------------------------- the check
 
-def message(name: str, tmp: Path) -> str:
-    """What the user sees for case ``name``: ``error: <message>`` (one line) or Hydra's message."""
-    try:
-        note = CASES[name][1](tmp)
-    except CnnzooError as e:
-        text = f"error: {e}"
-    except (HydraException, OmegaConfBaseException) as e:
-        text = " ".join(str(e).split())  # Hydra prints it over several lines; one here
+def _shown(stdout: str, stderr: str, status: object, tmp: Path) -> str:
+    """What the user sees: the ``error:`` line (exit status 2), Hydra's message (status 1, its lines
+    joined into one), or, for a run that succeeds, the notes column of predict's table."""
+    if status == 2:
+        lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
+        assert len(lines) == 1, stderr[-2000:]
+        text = lines[0]
+    elif status == 1:
+        text = " ".join(stderr.split())
     else:
-        assert isinstance(note, str), f"{name}: no error raised"
-        text = note
-    assert "\n" not in text
+        assert status in (0, None), f"exit status {status}: {stderr[-2000:]}"
+        rows = [line for line in stdout.splitlines() if "photo.png" in line and "(" in line]
+        assert len(rows) == 1, f"no error and no table row: {stdout[-2000:]}"
+        text = re.split(r"\s{2,}", rows[0].strip())[-1]
+    for raw, placeholder in PLACEHOLDERS.items():
+        text = text.replace(raw, placeholder)
     return text.replace(str(tmp), "<dir>").replace(str(REPO), "<repo>")
+
+
+def message(name: str, tmp: Path, capsys: pytest.CaptureFixture) -> str:
+    """Run case ``name``'s entry point as the command line does; what the user sees, in one line."""
+    capsys.readouterr()
+    status: object = None
+    try:
+        with user_errors():
+            CASES[name][1](tmp)
+    except SystemExit as e:
+        status = e.code
+    out = capsys.readouterr()
+    return _shown(out.out, out.err, status, tmp)
 
 
 def _documented() -> dict[str, tuple[str, str]]:
@@ -323,6 +451,13 @@ def _documented() -> dict[str, tuple[str, str]]:
     return {name: (given, shown.strip("`").replace("\\|", "|")) for name, given, shown in cells}
 
 
+@pytest.fixture(autouse=True)
+def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CNNZOO_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # an entry point that gets as far as Hydra's run dir writes it here
+
+
 def test_every_case_is_documented_and_every_row_is_tested():
     if os.environ.get("CNNZOO_WRITE_ERRORS_DOC") == "1":
         pytest.skip("rewriting docs/errors.md")
@@ -330,12 +465,21 @@ def test_every_case_is_documented_and_every_row_is_tested():
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_documented_message(name: str, tmp_path: Path):
-    shown = message(name, tmp_path)
+def test_documented_message(name: str, tmp_path: Path, capsys: pytest.CaptureFixture):
+    shown = message(name, tmp_path, capsys)
     if os.environ.get("CNNZOO_WRITE_ERRORS_DOC") == "1":
         _rewrite_row(name, shown)
         return
     assert shown == _documented()[name][1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SUBPROCESS))
+def test_documented_message_from_the_command_line(name: str, tmp_path: Path):
+    done = run_cli(*SUBPROCESS[name], f"hydra.run.dir={tmp_path}/run",
+                   env={"CNNZOO_DATA_DIR": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert "Traceback" not in done.stderr
+    assert _shown(done.stdout, done.stderr, done.returncode, tmp_path) == _documented()[name][1]
 
 
 def _rewrite_row(name: str, shown: str) -> None:

@@ -4,14 +4,17 @@ The cache lives next to the source (``<file>.cnnzoo.npz``) so it travels with th
 folder is read-only (a shared or system dataset) it falls back to ``$XDG_CACHE_HOME/cnnzoo``.
 Each entry records the source's path, size and modification time, so editing or replacing the
 source invalidates it.  Writes go to a temporary file that is renamed into place: a killed run
-never leaves a half-written cache behind.
+never leaves a half-written cache behind.  A cache file that cannot be read for any reason (damaged,
+truncated, written by another format version) is decoded again and replaced, never an error.  New
+cache files get the permissions of any file the user writes (``0o666`` less the umask), so a cache
+next to shared data can be read by the others who read the data.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,8 +49,8 @@ def cached_arrays(
             with np.load(path) as stored:
                 if np.array_equal(stored["_fingerprint"], fingerprint):
                     return {k: stored[k] for k in stored.files if k != "_fingerprint"}
-        except (OSError, ValueError, KeyError, EOFError):
-            continue  # absent, stale format or unreadable: decode again
+        except Exception:  # noqa: BLE001 - absent, damaged (zipfile, zlib, pickle...), other format: decode again
+            continue
     arrays = decode()
     for path in _candidates(source, name):
         if _store(path, {**arrays, "_fingerprint": fingerprint}):
@@ -65,7 +68,8 @@ def _store(path: Path, arrays: dict[str, np.ndarray]) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not _writable(path.parent):
             return False
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as to any new file
     except OSError:
         return False  # read-only location: try the next one
     try:
@@ -74,5 +78,5 @@ def _store(path: Path, arrays: dict[str, np.ndarray]) -> bool:
         os.replace(tmp, path)
         return True
     except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         return False

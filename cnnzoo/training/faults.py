@@ -5,7 +5,10 @@
 - ``FaultHandling`` (a callback): SIGINT/SIGTERM stop training after the current batch (through
   Lightning's own SIGTERM path, which also keeps DDP ranks in step) and write ``last.ckpt`` of that
   exact state, which ``ckpt_path=last`` resumes; a second Ctrl+C stops at once.  A non-finite
-  training loss stops the run before any checkpoint of the broken weights is written.
+  training loss stops the run before any checkpoint of the broken weights is written.  The loss is
+  checked on the device (a flag and the step it first went bad, no host sync per step); the host
+  reads the flag once every ``trainer.log_every_n_steps`` steps, before every checkpoint write and
+  at each epoch's end.
 - ``check_output_dirs``: an output dir that cannot be written, or a disk without room for the
   checkpoints, is reported before training starts instead of after the first epoch.
 """
@@ -26,6 +29,7 @@ from cnnzoo.atomic import atomic_path
 from cnnzoo.errors import TrainingError
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+FIRST_BAD = ("epoch", "step", "batch")  # where the training loss first went non-finite
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -46,6 +50,9 @@ class FaultHandling(L.Callback):
         self.signal_number: int | None = None
         self.saved_to: Path | None = None
         self._previous: dict[int, Any] = {}
+        self._bad: torch.Tensor | None = None  # on the loss's device: some loss was non-finite
+        self._first = self._first_loss = None  # where (epoch, step, batch) and what it first was
+        self._unchecked_steps = 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning has installed its SIGTERM handler by now: it makes the loops stop at the end of
@@ -70,11 +77,46 @@ class FaultHandling(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss).item():
+        if loss is not None:
+            self._record_loss(loss.detach(), trainer, batch_idx)
+        self._unchecked_steps += 1
+        if self._unchecked_steps >= max(1, trainer.log_every_n_steps):
+            self.check_loss(trainer)
+
+    def _record_loss(self, loss: torch.Tensor, trainer: L.Trainer, batch_idx: int) -> None:
+        """Device-side only: the "bad" flag, and where and what the loss was when it first went bad.
+
+        Python numbers enter ``torch.where`` as kernel arguments, so nothing is copied either way."""
+        if self._bad is None or self._bad.device != loss.device:
+            self._bad = torch.zeros((), dtype=torch.bool, device=loss.device)
+            self._first = {k: torch.full((), -1, dtype=torch.int64, device=loss.device) for k in FIRST_BAD}
+            self._first_loss = torch.zeros((), dtype=loss.dtype, device=loss.device)
+        first_bad = ~torch.isfinite(loss).all() & ~self._bad
+        now = {"epoch": trainer.current_epoch, "step": trainer.global_step, "batch": batch_idx}
+        self._first = {k: torch.where(first_bad, now[k], self._first[k]) for k in FIRST_BAD}
+        self._first_loss = torch.where(first_bad, loss.sum(), self._first_loss)
+        self._bad = self._bad | first_bad
+
+    def loss_went_bad(self) -> bool:
+        """The one host read of the device flag (a sync on an accelerator)."""
+        return self._bad is not None and bool(self._bad.item())
+
+    def check_loss(self, trainer: L.Trainer) -> None:
+        """Raise ``TrainingError`` if any training loss since the start was non-finite."""
+        self._unchecked_steps = 0
+        if self.loss_went_bad():
+            epoch, step, batch = (int(self._first[k].item()) for k in FIRST_BAD)
             raise TrainingError(
-                f"non-finite training loss ({loss.item()}) at epoch {trainer.current_epoch}, "
-                f"step {trainer.global_step} (batch {batch_idx}); the checkpoints written before it are kept"
+                f"non-finite training loss ({self._first_loss.item()}) at epoch {epoch}, "
+                f"step {step} (batch {batch}); the checkpoints written before it are kept"
             )
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        # Runs while Lightning assembles a checkpoint, before it is written: a bad loss stops the write.
+        self.check_loss(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check_loss(trainer)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore_handlers()

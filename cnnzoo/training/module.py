@@ -29,6 +29,7 @@ from cnnzoo.errors import ConfigError, ModelError
 from cnnzoo.models import build_sequential, layer_configs, specs, specs_from_configs, summary
 from cnnzoo.training.metrics import ClassCounts
 from cnnzoo.training.optim import create_optimizer, create_scheduler
+from cnnzoo.training.optim import check_optimizer, check_scheduler
 
 DEFAULT_OPTIMIZER = {"name": "rmsprop"}  # Keras' compile() default
 STAGES = ("train", "val", "test")
@@ -57,6 +58,8 @@ class ClassifierModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        check_optimizer(optimizer or DEFAULT_OPTIMIZER)  # bad options fail here, before the trainer starts
+        check_scheduler(scheduler)
         if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not 0 <= label_smoothing < 1:
             raise ConfigError(f"model.label_smoothing={label_smoothing!r}: expected a number in [0, 1)")
         if compile not in COMPILE_MODES:

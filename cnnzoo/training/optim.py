@@ -19,8 +19,10 @@ batch: ``onecycle`` (torch's OneCycleLR) or ``cosine`` (linear warm-up, then cos
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -100,10 +102,15 @@ def _sgd(params: Iterable, lr: float = 0.01, momentum: float = 0.0, nesterov: bo
 OPTIMIZERS = {"rmsprop": KerasRMSprop, "adam": KerasAdam, "sgd": _sgd}
 
 
+def _known(name: object, table: dict[str, Callable], field: str, kind: str) -> Callable:
+    if not isinstance(name, str) or name not in table:
+        raise ConfigError(f"{field}={name!r}: unknown {kind}, expected one of {', '.join(sorted(table))}")
+    return table[name]
+
+
 def create_optimizer(params: Iterable, name: str, **options: Any) -> torch.optim.Optimizer:
     """The Keras optimizer called ``name`` with Keras' defaults, overridden by ``options``."""
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"optimizer.name={name!r}: unknown optimizer, expected one of {', '.join(sorted(OPTIMIZERS))}")
+    _known(name, OPTIMIZERS, "optimizer.name", "optimizer")
     try:
         return OPTIMIZERS[name](params, **options)
     except TypeError as e:
@@ -138,9 +145,73 @@ SCHEDULERS = {"onecycle": _onecycle, "cosine": _cosine}
 
 def create_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, name: str, **options: Any):
     """The per-step schedule called ``name`` over ``total_steps`` optimizer steps."""
-    if name not in SCHEDULERS:
-        raise ConfigError(f"model.scheduler.name={name!r}: unknown schedule, expected one of {', '.join(sorted(SCHEDULERS))}")
+    _known(name, SCHEDULERS, "model.scheduler.name", "schedule")
     try:
         return SCHEDULERS[name](optimizer, total_steps, **options)
     except TypeError as e:
         raise ConfigError(f"model.scheduler ({name}): {e}") from None
+
+
+# ----------------------------------------------------------------------------- checks before training
+
+def _number(value: object) -> float | None:
+    """``value`` as a finite float, or None when it is not a (finite, non-bool) number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+# field -> (test, what is expected); a field without a rule only has to be a known option.
+_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "lr": (lambda v: v > 0, "a finite number > 0"),
+    "beta_1": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "beta_2": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "rho": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "momentum": (lambda v: v >= 0, "a finite number >= 0"),
+    "epsilon": (lambda v: v > 0, "a finite number > 0"),
+    "max_lr": (lambda v: v > 0, "a finite number > 0"),
+    "pct_start": (lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "div_factor": (lambda v: v > 0, "a finite number > 0"),
+    "final_div_factor": (lambda v: v > 0, "a finite number > 0"),
+    "warmup": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+}
+
+
+def _check_fields(prefix: str, name: str, factory: Callable, options: dict[str, Any], skip: int) -> None:
+    """Each of ``options`` is a parameter of ``factory`` (after its first ``skip``) with a valid value."""
+    known = list(inspect.signature(factory).parameters)[skip:]
+    for key, value in options.items():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {prefix}.{close[0]}?" if close else ""
+            raise ConfigError(f"unknown key {prefix}.{key}: {name} takes {', '.join(known)}{hint}")
+        if value is None and key == "max_lr":
+            continue  # onecycle: peak at the optimizer's lr
+        if key == "nesterov":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{prefix}.nesterov={value!r}: expected true or false")
+            continue
+        test, expected = _RULES[key]
+        number = _number(value)
+        if number is None or not test(number):
+            raise ConfigError(f"{prefix}.{key}={value!r}: expected {expected}")
+
+
+def check_optimizer(options: dict[str, Any]) -> None:
+    """``model.optimizer`` names a known optimizer and gives it only valid options (before any training)."""
+    options = dict(options)
+    name = options.pop("name", None)
+    factory = _known(name, OPTIMIZERS, "optimizer.name", "optimizer")
+    _check_fields("optimizer", name, factory, options, skip=1)
+    if options.get("nesterov") and not options.get("momentum"):
+        raise ConfigError("optimizer.nesterov=true: Nesterov momentum needs optimizer.momentum > 0")
+
+
+def check_scheduler(options: dict[str, Any] | None) -> None:
+    """``model.scheduler`` (if any) names a known schedule and gives it only valid options."""
+    if not options:
+        return
+    options = dict(options)
+    name = options.pop("name", None)
+    factory = _known(name, SCHEDULERS, "model.scheduler.name", "schedule")
+    _check_fields("model.scheduler", name, factory, options, skip=2)

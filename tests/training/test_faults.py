@@ -4,7 +4,9 @@ determinism.  The signal tests kill a real ``python -m cnnzoo.train`` process at
 from __future__ import annotations
 
 import json
+import math
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,41 @@ def test_same_config_and_seed_give_bit_identical_runs_on_cpu(data_dir: Path, tmp
     (losses_a, weights_a), (losses_b, weights_b) = run("a"), run("b")
     assert len(losses_a) == 2 and losses_a == losses_b
     assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+POISON = ["+callbacks.poison._target_=tests.fault_injection.PoisonWeightsAtStep", "+callbacks.poison.step=8"]
+
+
+def test_a_non_finite_loss_stops_a_checkpoint_written_mid_epoch(data_dir: Path, tmp_path: Path):
+    # Checkpoints every 5 steps: step 5 is good, the loss goes NaN at step 9, the write at step 10
+    # (long before the next log_every_n_steps read of the flag) must not happen.
+    cfg = compose_run("train", tmp_path, *RUN, *POISON, "+callbacks.model_checkpoint.every_n_train_steps=5")
+    with pytest.raises(TrainingError, match=r"non-finite training loss \(nan\) at epoch 1, step 9 \(batch 2\)"):
+        train(cfg)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch000.ckpt", "last.ckpt"]
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["global_step"] == 5 and all(torch.isfinite(w).all() for w in last["state_dict"].values())
+
+
+def test_the_loss_check_reads_the_device_once_per_interval_checkpoint_and_epoch(data_dir, tmp_path, monkeypatch):
+    """No host sync per step: ``.item()`` in cnnzoo.training.faults only every log_every_n_steps steps,
+    before each checkpoint write and at each epoch's end."""
+    reads, saves = [], []
+    item = torch.Tensor.item
+
+    def counted_item(tensor):
+        if sys._getframe(1).f_globals.get("__name__") == faults.__name__:
+            reads.append(tensor)
+        return item(tensor)
+
+    save = faults.AtomicCheckpointIO.save_checkpoint
+    monkeypatch.setattr(torch.Tensor, "item", counted_item)
+    monkeypatch.setattr(faults.AtomicCheckpointIO, "save_checkpoint",
+                        lambda self, *args, **kwargs: saves.append(1) or save(self, *args, **kwargs))
+    # 96 images in batches of 8: 12 steps an epoch, 24 in all, the flag read every 5 steps.
+    result = train(compose_run("train", tmp_path, "model=mnist_mlp", "trainer.max_epochs=2", "data.batch_size=8",
+                               "trainer.log_every_n_steps=5", "callbacks.input_inspection=null", "~logger"))
+    steps, epochs = 24, 2
+    assert result["status"] == "completed" and result["epochs"] == epochs
+    assert saves, "no checkpoint was written"
+    assert len(reads) <= math.ceil(steps / 5) + len(saves) + epochs < steps

@@ -1,0 +1,85 @@
+"""One run, one run dir: a name unique per run, and a lock so that two runs never share a dir.
+
+``conf/hydra/default.yaml`` names the default run dir ``outputs/<job>/${cnnzoo_run_id:}``: the
+start time (sortable) and 4 random hex digits, e.g. ``2026-12-01_09-05-33_4f2a``, so runs started
+in the same second from one shell loop get a dir each.  The id is drawn once per process (Hydra may
+resolve ``hydra.run.dir`` several times); DDP ranks started by Lightning get the parent's resolved
+dir as a ``hydra.run.dir=...`` override, so every rank of one run writes into the same dir.
+
+``lock_run_dir`` is called at the start of ``cnnzoo.train``: it writes ``<dir>/.cnnzoo.lock`` with
+this process's PID, locks it (``flock``) and removes it at exit.  A second run given the same dir
+while the first is alive stops at once, naming the first; a lock left by a process that is gone is
+taken over.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import os
+import secrets
+import time
+from pathlib import Path
+
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import OmegaConf
+
+from cnnzoo.errors import TrainingError
+
+LOCK_NAME = ".cnnzoo.lock"
+_run_id: str | None = None
+
+
+def run_id() -> str:
+    """``<YYYY-mm-dd_HH-MM-SS>_<4 hex>``, the same for every call in one process."""
+    global _run_id
+    if _run_id is None:
+        _run_id = f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(2)}"
+    return _run_id
+
+
+OmegaConf.register_new_resolver("cnnzoo_run_id", run_id, use_cache=True, replace=True)
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Hold ``run_dir`` for this run until the process exits; another live run holding it is an error.
+
+    The lock is an ``flock`` on ``<dir>/.cnnzoo.lock``, so the kernel drops it when its process dies
+    however it dies: a lock file left by a dead run is simply taken over.  Only the global rank 0 of
+    a DDP run takes it (the other ranks share the dir on purpose).
+    """
+    if rank_zero_only.rank != 0 or run_dir.resolve() in _held:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / LOCK_NAME
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise TrainingError(f"run dir {run_dir} is in use by another run (PID {holder}, lock {lock}); "
+                                "wait for it to finish or give another hydra.run.dir") from None
+        try:
+            same_file = os.stat(lock).st_ino == os.fstat(fd).st_ino  # not removed by its last holder meanwhile
+        except FileNotFoundError:
+            same_file = False
+        if same_file:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _held[run_dir.resolve()] = fd
+    atexit.register(_release, lock, fd, os.getpid())
+
+
+_held: dict[Path, int] = {}  # run dir -> the open, locked file descriptor
+
+
+def _release(lock: Path, fd: int, pid: int) -> None:
+    """Remove the lock file, then drop the lock (a forked child inherits atexit, not the lock)."""
+    if os.getpid() != pid:
+        return
+    lock.unlink(missing_ok=True)
+    os.close(fd)

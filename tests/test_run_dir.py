@@ -1,0 +1,75 @@
+"""Concurrent runs never share a run dir: the default dir is unique per run (even within one
+second), all DDP ranks of one run share theirs, and a second run on a busy explicit dir is refused.
+Each test starts real ``python -m cnnzoo.train`` processes (in a tmp dir as cwd)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from cnnzoo.train import train
+from tests.conftest import compose_run, popen_cli
+
+pytestmark = pytest.mark.slow
+
+RUN_ID = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_[0-9a-f]{4}")
+TINY = ["debug=fast_dev_run", "~logger", "callbacks.input_inspection=null", "test=false"]
+
+
+def _env(data_dir: Path, tmp_path: Path) -> dict[str, str]:
+    return {"CNNZOO_DATA_DIR": str(data_dir), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+def test_runs_started_at_once_get_a_run_dir_each(data_dir: Path, tmp_path: Path):
+    runs = {"fashion_mlp": [], "mnist_mlp": [], "fashion_cnn": ["data.batch_size=8"]}
+    processes = {model: popen_cli("train", f"model={model}", *TINY, *extra, cwd=tmp_path,
+                                  env=_env(data_dir, tmp_path)) for model, extra in runs.items()}
+    for model, process in processes.items():
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, f"{model}: {stderr[-2000:]}"
+    dirs = sorted((tmp_path / "outputs" / "train").iterdir())
+    assert len(dirs) == 3 and all(RUN_ID.fullmatch(d.name) for d in dirs), [d.name for d in dirs]
+    models = sorted(json.loads((d / "metrics.json").read_text())["model"] for d in dirs)
+    assert models == sorted(runs)
+    assert not list(tmp_path.glob("outputs/train/*/.cnnzoo.lock"))  # released at exit
+
+
+def test_a_second_run_on_a_busy_run_dir_stops_at_once_and_a_dead_runs_lock_is_taken_over(data_dir, tmp_path):
+    run_dir, env = tmp_path / "run", _env(data_dir, tmp_path)
+    first = popen_cli("train", "model=mnist_mlp", "trainer.max_epochs=10000", "~logger",
+                      "callbacks.input_inspection=null", f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env,
+                      log=tmp_path / "first.log")
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / ".cnnzoo.lock").exists() or not (run_dir / ".cnnzoo.lock").read_text().strip():
+            assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-2000:]
+            time.sleep(0.1)
+        second = popen_cli("train", "model=mnist_mlp", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env)
+        _, stderr = second.communicate(timeout=300)
+        assert second.returncode == 2
+        assert stderr.strip().splitlines()[-1] == (
+            f"error: run dir {run_dir} is in use by another run (PID {first.pid}, lock {run_dir}/.cnnzoo.lock); "
+            "wait for it to finish or give another hydra.run.dir")
+        assert "Traceback" not in stderr and not (run_dir / "metrics.json").exists()
+    finally:
+        first.kill()  # SIGKILL: no atexit, the lock file stays behind with a dead PID
+        first.wait()
+    assert (run_dir / ".cnnzoo.lock").read_text().strip() == str(first.pid)
+    result = train(compose_run("train", run_dir, "model=mnist_mlp", *TINY))  # in-process: takes the lock over
+    assert result["status"] == "completed" and json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_the_ranks_of_a_ddp_run_share_one_default_run_dir(data_dir: Path, tmp_path: Path):
+    ddp = popen_cli("train", "model=mnist_mlp", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                    "trainer.max_epochs=1", "test=false", "~logger", "callbacks.input_inspection=null",
+                    cwd=tmp_path, env=_env(data_dir, tmp_path))
+    _, stderr = ddp.communicate(timeout=300)
+    assert ddp.returncode == 0, stderr[-3000:]
+    dirs = list((tmp_path / "outputs").glob("*/*"))
+    assert [d.relative_to(tmp_path / "outputs").parent.name for d in dirs] == ["train"], dirs
+    assert RUN_ID.fullmatch(dirs[0].name)
+    assert (dirs[0] / "metrics.json").exists() and (dirs[0] / "train_ddp_process_1.log").exists()
