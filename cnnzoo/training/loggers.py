@@ -105,11 +105,16 @@ class EpochAxis:
 
 class TensorBoardLogger(EpochAxis, _TensorBoardLogger):
     """Lightning's TensorBoard logger, one subdir per run: ``<save_dir>/<name>/<run name>``
-    (``version=None`` names it with ``run_name()``)."""
+    (``version=None`` names it with ``run_name()``; a run resumed in its dir, whatever its new
+    overrides, goes on in the subdir it already has, so its curves stay one run)."""
 
     def __init__(self, save_dir: str | Path, name: str = "tensorboard", version: str | int | None = None,
                  **kwargs: Any) -> None:
-        super().__init__(save_dir, name=name, version=run_name() if version is None else version, **kwargs)
+        if version is None:
+            root = Path(save_dir) / name
+            existing = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+            version = existing[0] if len(existing) == 1 else run_name()
+        super().__init__(save_dir, name=name, version=version, **kwargs)
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, metrics: dict[str, Any] | None = None, step: int | None = None) -> None:

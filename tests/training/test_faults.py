@@ -126,9 +126,10 @@ def test_a_non_finite_loss_stops_a_checkpoint_written_mid_epoch(data_dir: Path, 
     cfg = compose_run("train", tmp_path, *RUN, *POISON, "+callbacks.model_checkpoint.every_n_train_steps=5")
     with pytest.raises(TrainingError, match=r"non-finite training loss \(nan\) at epoch 1, step 9 \(batch 2\)"):
         train(cfg)
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch000.ckpt", "last.ckpt"]
-    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
-    assert last["global_step"] == 5 and all(torch.isfinite(w).all() for w in last["state_dict"].values())
+    written = {p.name: torch.load(p, weights_only=False) for p in (tmp_path / "checkpoints").iterdir()}
+    assert sorted(written) == ["epoch000.ckpt", "last.ckpt"]  # the step-5 one and epoch 0's last state
+    assert [written[name]["global_step"] for name in sorted(written)] == [5, 6]  # none after the poison (8)
+    assert all(torch.isfinite(w).all() for c in written.values() for w in c["state_dict"].values())
 
 
 def test_the_loss_check_reads_the_device_once_per_interval_checkpoint_and_epoch(data_dir, tmp_path, monkeypatch):
