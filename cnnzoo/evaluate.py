@@ -9,6 +9,10 @@ confusion matrix and the misclassified indices), ``confusion_matrix.png``, ``mis
 
 from __future__ import annotations
 
+from cnnzoo.threads import configure_process
+
+configure_process(__name__)  # before torch: threads and OpenMP wait policy for the cores free now
+
 from pathlib import Path
 from typing import Any
 

@@ -5,16 +5,21 @@ A thin Hydra entry point: the writers live in :mod:`cnnzoo.interop.deploy`.
 
 from __future__ import annotations
 
-import hydra
-from omegaconf import DictConfig
+from cnnzoo.threads import configure_process
 
-from cnnzoo.cli import user_errors
-from cnnzoo.interop.deploy import export_checkpoint
+configure_process(__name__)  # before torch: threads and OpenMP wait policy for the cores free now
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from cnnzoo.cli import user_errors  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     with user_errors():
+        from cnnzoo.interop.deploy import export_checkpoint  # torch only once the config is read (not for --help)
+
         print(f"Wrote {export_checkpoint(cfg.ckpt_path, cfg.format, cfg.output)}")
 
 

@@ -9,6 +9,10 @@ and error, before exiting non-zero (see ``cnnzoo.training.faults``).
 
 from __future__ import annotations
 
+from cnnzoo.threads import configure_process
+
+configure_process(__name__)  # before torch: threads and OpenMP wait policy for the cores free now
+
 import time
 import warnings
 from pathlib import Path
@@ -16,7 +20,6 @@ from typing import Any
 
 import hydra
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
@@ -29,6 +32,9 @@ from cnnzoo.cli import user_errors
 from cnnzoo.errors import ConfigError, TrainingError, TrainingInterrupted
 from cnnzoo.training.faults import FaultHandling, check_output_dirs
 from cnnzoo.training.module import ClassifierModule, grouped_metrics
+from cnnzoo import threads
+from cnnzoo.training.precision import configure_precision
+from cnnzoo.training.reuse import test_from_last_validation
 
 
 # A DataModule without a validation split returns no val batches on purpose.
@@ -100,8 +106,7 @@ def _log_hparams_with_results(trainer: L.Trainer, cfg: DictConfig, result: dict[
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and test) as configured; returns what is written to ``metrics.json``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
+    rank_zero_info(threads.apply(cfg.get("threads")))  # cnnzoo/threads.py
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     model = _model(cfg, datamodule)
@@ -109,6 +114,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _drop_val_monitors(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]  # name=null drops one
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    rank_zero_info(configure_precision(cfg))  # precision: fp32 | bf16 | auto -> trainer.precision
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
     ckpt_path = cfg.get("ckpt_path")
@@ -124,8 +130,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     error = _fit(trainer, model, datamodule, ckpt_path, callbacks)
     metrics = dict(trainer.callback_metrics)
     if cfg.get("test") and error is None:
-        trainer.test(model, datamodule=datamodule, verbose=False)  # final weights, like Keras' evaluate()
-        metrics.update(trainer.callback_metrics)
+        reused = test_from_last_validation(trainer, model, datamodule)  # validated on the test file already?
+        if reused is None:
+            trainer.test(model, datamodule=datamodule, verbose=False)  # final weights, like Keras' evaluate()
+        metrics.update(reused or trainer.callback_metrics)
     result = {
         "status": "completed" if error is None else "interrupted" if isinstance(error, TrainingInterrupted) else "failed",
         "error": str(error) if error else None,

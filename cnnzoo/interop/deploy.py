@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from cnnzoo.atomic import atomic_path
-from cnnzoo.training.checkpoints import load_classifier
+from cnnzoo.models.checkpoint import load_network
 from cnnzoo.errors import ConfigError
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "export": ".pt2"}
@@ -56,7 +56,7 @@ def export_checkpoint(ckpt_path: str | Path | None, fmt: str = "onnx", output: s
         raise ConfigError(f"format={fmt!r} is not supported; expected one of {', '.join(FORMATS)}")
     if fmt == "onnx" and importlib.util.find_spec("onnxscript") is None:
         raise ConfigError("format=onnx needs the onnxscript package (pip install onnxscript)")
-    net = load_classifier(ckpt_path).net
+    net = load_network(ckpt_path).net  # torch.load and cnnzoo.models: no Lightning
     model = Probabilities(net).eval()
     example = torch.zeros(2, *net.input_shape)  # 2, not 1: torch.export would fix a batch of 1
     path = Path(output) if output else Path(ckpt_path).with_suffix(FORMATS[fmt])

@@ -50,6 +50,7 @@ class PredictionReport(L.Callback):
         self.png_dir = Path(png_dir) if png_dir else None
         self.max_images = max_images
         self.results: dict[str, dict[str, Any]] = {}
+        self.validated_step: int | None = None  # global step of the last validation (not the sanity check)
 
     def _reset(self) -> None:
         self.seen = 0
@@ -79,29 +80,37 @@ class PredictionReport(L.Callback):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
+            self.validated_step = trainer.global_step  # the weights this validation saw
             self._report(trainer, pl_module, "val")
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._report(trainer, pl_module, "test")
 
-    def _report(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+    def report_validation_as_test(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The last validation's matrix and mistakes as the test stage's (same file, same weights)."""
+        self._report(trainer, pl_module, "test", source="val")
+
+    def _report(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, source: str | None = None) -> None:
         if not trainer.is_global_zero:
             return
-        matrix = pl_module.epoch_results[stage]["confusion_matrix"]  # set by the module's epoch end
+        matrix = pl_module.epoch_results[source or stage]["confusion_matrix"]  # set by the module's epoch end
         names = list(pl_module.class_names)
         self.results[stage] = {
             "confusion_matrix": matrix.tolist(),
             "misclassified": [{"index": i, "predicted": names[p], "expected": names[e]} for i, p, e, _ in self.mistakes],
         }
+        writer = _tensorboard(trainer)
+        png = stage == "test" and self.png_dir is not None
+        if writer is None and not png:
+            return  # no one to show a figure to: none is drawn
         figures = {
             "confusion_matrix": confusion_matrix_figure(matrix, names, f"{stage} confusion matrix"),
             "misclassified": self._mistakes_figure(names),
         }
-        writer = _tensorboard(trainer)
         for name, fig in figures.items():
             if writer is not None:
                 writer.add_figure(f"{stage}/{name}", fig, global_step=trainer.global_step, close=False)
-            if stage == "test" and self.png_dir is not None:
+            if png:
                 save_png(fig, self.png_dir / f"{name}.png")
             plt.close(fig)
 
