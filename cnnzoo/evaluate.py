@@ -9,9 +9,9 @@ confusion matrix and the misclassified indices), ``confusion_matrix.png``, ``mis
 
 from __future__ import annotations
 
-from cnnzoo.threads import configure_process
+from cnnzoo.startup import begin
 
-configure_process(__name__)  # before torch: threads and OpenMP wait policy for the cores free now
+begin(__name__)  # before torch: --help answered without it; threads and OpenMP wait policy chosen
 
 from pathlib import Path
 from typing import Any

@@ -8,9 +8,9 @@ model was trained with (the checkpoint's data config), so predictions match ``ev
 
 from __future__ import annotations
 
-from cnnzoo.threads import configure_process
+from cnnzoo.startup import begin
 
-configure_process(__name__)  # before torch: threads and OpenMP wait policy for the cores free now
+begin(__name__)  # before torch: --help answered without it; threads and OpenMP wait policy chosen
 
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402

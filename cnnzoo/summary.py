@@ -7,9 +7,9 @@ imported (``cnnzoo.data.config`` reads the sizes; a DataModule of another packag
 
 from __future__ import annotations
 
-from cnnzoo.threads import configure_process
+from cnnzoo.startup import begin
 
-configure_process(__name__)  # before torch: threads and OpenMP wait policy for the cores free now
+begin(__name__)  # before torch: --help answered without it; threads and OpenMP wait policy chosen
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402

@@ -11,7 +11,8 @@ choice is made per run, from the cores free at start (``/proc/stat`` sampled for
 * some busy: one thread per free core (at least 1) and ``OMP_WAIT_POLICY=PASSIVE``.
 
 libgomp reads ``OMP_WAIT_POLICY`` once, when torch loads it, so this must run before ``import torch``:
-the entry points (``python -m cnnzoo.train`` ...) call :func:`configure_process` first.  In a Jupyter
+the entry points (``python -m cnnzoo.train`` ...) call :func:`configure` first, through
+:func:`cnnzoo.startup.begin`.  In a Jupyter
 kernel that already imported torch only the thread count can still change (``torch.set_num_threads``);
 the wait policy applies from the next kernel, with ``OMP_WAIT_POLICY=PASSIVE`` set before it starts or
 ``import cnnzoo.threads; cnnzoo.threads.configure()`` run before ``import torch``.  ``threads=N`` on the
@@ -128,13 +129,6 @@ def configure(threads: int | None = None) -> ThreadChoice:
     else:
         os.environ.update({k: v for k, v in CHOICE.env().items() if k not in user_set})
     return CHOICE
-
-
-def configure_process(module_name: str) -> None:
-    """Called first by each entry point: :func:`configure` when it runs as ``python -m``, not when
-    imported (tests, notebooks) or asked for ``--help``."""
-    if module_name == "__main__" and not any(a in ("--help", "-h", "--cfg", "-c") for a in sys.argv[1:]):
-        configure(threads_from_argv(sys.argv[1:]))
 
 
 def apply(threads: int | None) -> str:

@@ -9,9 +9,9 @@ and error, before exiting non-zero (see ``cnnzoo.training.faults``).
 
 from __future__ import annotations
 
-from cnnzoo.threads import configure_process
+from cnnzoo.startup import begin
 
-configure_process(__name__)  # before torch: threads and OpenMP wait policy for the cores free now
+begin(__name__)  # before torch: --help answered without it; threads and OpenMP wait policy chosen
 
 import time
 import warnings

@@ -17,6 +17,7 @@ from typing import Any
 import lightning as L
 import matplotlib.pyplot as plt
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from cnnzoo.training.figures import (
@@ -154,3 +155,27 @@ class InputInspection(L.Callback):
                                       trainer.global_step)
         finally:
             net.train(was_training)
+
+
+class LossProgressBar(TQDMProgressBar):
+    """tqdm redrawn every ``refresh_rate`` steps, showing the latest training loss.
+
+    The loss is read (one host sync) only when the bar is redrawn.  Logged with ``prog_bar=True``
+    instead, Lightning would turn it into a Python number after every step: a host sync per step,
+    which on a GPU stalls the queue of kernels each time.
+    """
+
+    def __init__(self, refresh_rate: int = 20, **kwargs: Any) -> None:
+        super().__init__(refresh_rate=refresh_rate, **kwargs)
+        self._loss: torch.Tensor | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        self._loss = loss.detach() if isinstance(loss, torch.Tensor) else self._loss
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def get_metrics(self, trainer, pl_module) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        if self._loss is not None and trainer.training:
+            metrics["loss"] = f"{float(self._loss):.4g}"
+        return metrics

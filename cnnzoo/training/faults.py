@@ -5,7 +5,8 @@
 - ``FaultHandling`` (a callback): SIGINT/SIGTERM stop training after the current batch (through
   Lightning's own SIGTERM path, which also keeps DDP ranks in step) and write ``last.ckpt`` of that
   exact state, which ``ckpt_path=last`` resumes; a second Ctrl+C stops at once.  A non-finite
-  training loss stops the run before any checkpoint of the broken weights is written.
+  training loss stops the run before any checkpoint of the broken weights is written (checked
+  with one host sync per logging interval, not one per step).
 - ``check_output_dirs``: an output dir that cannot be written, or a disk without room for the
   checkpoints, is reported before training starts instead of after the first epoch.
 """
@@ -46,6 +47,8 @@ class FaultHandling(L.Callback):
         self.signal_number: int | None = None
         self.saved_to: Path | None = None
         self._previous: dict[int, Any] = {}
+        self._losses: list[torch.Tensor] = []  # training losses since the last check, on their device
+        self._where: list[tuple[int, int, int]] = []  # (epoch, global step, batch) of each
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning has installed its SIGTERM handler by now: it makes the loops stop at the end of
@@ -67,14 +70,39 @@ class FaultHandling(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_handlers()
+        self.check_losses()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """Notes whether the loss is finite without a host sync; the notes are read (one sync) every
+        ``log_every_n_steps`` steps, when Lightning syncs to log anyway, and before any checkpoint or
+        validation, so broken weights are never saved or reported."""
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss).item():
+        if loss is None:
+            return
+        self._losses.append(loss.detach())
+        self._where.append((trainer.current_epoch, trainer.global_step, batch_idx))
+        if trainer.global_step % max(1, trainer.log_every_n_steps) == 0:
+            self.check_losses()
+
+    def check_losses(self, *args: Any) -> None:
+        """Raise ``TrainingError`` for the first non-finite loss noted since the last check."""
+        losses, where, self._losses, self._where = self._losses, self._where, [], []
+        if not losses:
+            return
+        stacked = torch.stack([loss.float().reshape(()) for loss in losses])
+        bad = (~torch.isfinite(stacked)).nonzero().flatten().tolist()  # the one host sync
+        if bad:
+            epoch, step, batch_idx = where[bad[0]]
             raise TrainingError(
-                f"non-finite training loss ({loss.item()}) at epoch {trainer.current_epoch}, "
-                f"step {trainer.global_step} (batch {batch_idx}); the checkpoints written before it are kept"
+                f"non-finite training loss ({stacked[bad[0]].item()}) at epoch {epoch}, "
+                f"step {step} (batch {batch_idx}); the checkpoints written before it are kept"
             )
+
+    on_train_epoch_end = on_validation_start = check_losses
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if self.signal_number is None:  # a signal's checkpoint is the state to resume from, as it is
+            self.check_losses()
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore_handlers()
