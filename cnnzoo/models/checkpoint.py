@@ -86,7 +86,9 @@ def load_network(path: str | Path, field: str = "ckpt_path") -> CheckpointNetwor
     if problem:
         raise ModelError(f"{field}={path}: its weights are not those of its architecture "
                          f"{hparams['arch']} ({problem}); is it from another model?")
-    net.load_state_dict(_unprefixed(checkpoint["state_dict"], found))
+    # The keys were compared above; strict=False only lets BatchNorm's own num_batches_tracked
+    # (which KerasBatchNorm does not keep) pass when a file carries no module versions.
+    net.load_state_dict(_unprefixed(checkpoint["state_dict"], found), strict=False)
     return CheckpointNetwork(net.eval(), hparams)
 
 
