@@ -302,11 +302,28 @@ def cell(row: dict) -> str:
     return f"{row['median']:,.0f} [{row['min']:,.0f}-{row['max']:,.0f}]" if "median" in row else next(iter(row))
 
 
+def cpu_line(cpu: dict) -> str:
+    flags = ", ".join(f"{flag} {'yes' if on else 'no'}" for flag, on in cpu["bf16_flags"].items())
+    return f"CPU: {cpu['model']} ({cpu['cores']} cores); bf16 flags: {flags}"
+
+
+def spread(values: list[float], digits: int = 3) -> dict:
+    """Median [min-max] of per-round values (the other scripts' cells and paired ratios)."""
+    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
+            "max": round(max(values), digits), "rounds": [round(v, 3) for v in values]}
+
+
+def publish(result: dict, lines: list[str], path: str | None) -> dict:
+    """Print the table; write every round's number as JSON to ``path``."""
+    print("\n".join(lines))
+    if path:
+        Path(path).write_text(json.dumps(result, indent=2))
+    return result
+
+
 def format_table(result: dict) -> str:
     meta, results, models = result["meta"], result["results"], list(result["results"])
-    cpu = meta["cpu"]
-    flags = ", ".join(f"{flag} {'yes' if on else 'no'}" for flag, on in cpu["bf16_flags"].items())
-    lines = [f"CPU: {cpu['model']} ({cpu['cores']} cores); bf16 flags: {flags}",
+    lines = [cpu_line(meta["cpu"]),
              f"{meta['date']}, torch {meta['torch']}, lightning {meta['lightning']}, {meta['threads']} torch threads",
              f"training images/s: median [min-max] of {meta['rounds']} interleaved round(s) of {meta['steps']} steps "
              f"(after {meta['warmup']} untimed)", ""]

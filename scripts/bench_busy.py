@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -80,11 +79,6 @@ def run_cell(policy: str, load: str, args, recipe_args: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def spread(values: list[float], digits: int = 0) -> dict:
-    return {"median": round(statistics.median(values), digits or 3), "min": round(min(values), digits or 3),
-            "max": round(max(values), digits or 3), "rounds": [round(v, 3) for v in values]}
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="fashion_cnn")
@@ -105,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 args.steps)))
         return {}
     sys.path.insert(0, str(SCRIPTS))
-    from bench import cpu_info, log, markdown
+    from bench import cpu_info, cpu_line, log, markdown, publish, spread
 
     from cnnzoo.recipes import recipe
 
@@ -138,9 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
         "cells": {k: {**spread(v, 1), **details[k]} for k, v in samples.items()},
         "ratios": {name: spread([a / b for a, b in zip(samples[x], samples[y])]) for name, (x, y) in paired.items()},
     }
-    cpu = result["meta"]["cpu"]
-    flags = ", ".join(f"{f} {'yes' if on else 'no'}" for f, on in cpu["bf16_flags"].items())
-    lines = [f"CPU: {cpu['model']} ({cpu['cores']} cores); bf16 flags: {flags}",
+    lines = [cpu_line(result["meta"]["cpu"]),
              f"{args.model} b{r.batch_size}: images/s, median [min-max] of {args.rounds} interleaved round(s) of "
              f"{args.steps} steps; busy = one CPU-burning process started before the run", ""]
     lines += markdown(["policy, machine", "images/s", "threads", "OMP_WAIT_POLICY"],
@@ -148,10 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
                        for k, c in result["cells"].items()])
     lines += ["", *markdown(["ratio (paired per round)", "median [min-max]"],
                             [[k, f"{v['median']:.2f} [{v['min']:.2f}-{v['max']:.2f}]"] for k, v in result["ratios"].items()])]
-    print("\n".join(lines))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    return result
+    return publish(result, lines, args.json)
 
 
 if __name__ == "__main__":

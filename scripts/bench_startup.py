@@ -12,8 +12,6 @@ per round (the entry point's time over torch's import)::
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 7)
     sys.path.insert(0, str(SCRIPTS))
-    from bench import cpu_info, log, markdown
+    from bench import cpu_info, cpu_line, log, markdown, publish, spread
 
     with tempfile.TemporaryDirectory(prefix="cnnzoo-startup-") as tmp:
         ckpt, image = checkpoint(Path(tmp))
@@ -68,27 +66,18 @@ def main(argv: list[str] | None = None) -> dict:
                 walls[name].append(time.perf_counter() - started)
                 log(f"round {round_ + 1}/{rounds} {name}: {walls[name][-1]:.2f} s")
 
-    def spread(values: list[float]) -> dict:
-        return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
-                "max": round(max(values), 3), "rounds": [round(v, 3) for v in values]}
-
     result = {"meta": {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_info(), "rounds": rounds,
                        "loadavg": Path("/proc/loadavg").read_text().split()[:3]},
               "wall_s": {n: spread(v) for n, v in walls.items()},
               "ratios": {f"{n} / import torch": spread([a / b for a, b in zip(walls[n], walls["import torch"])])
                          for n in names[1:]}}
-    cpu = result["meta"]["cpu"]
-    flags = ", ".join(f"{f} {'yes' if on else 'no'}" for f, on in cpu["bf16_flags"].items())
-    lines = [f"CPU: {cpu['model']} ({cpu['cores']} cores); bf16 flags: {flags}",
+    lines = [cpu_line(result["meta"]["cpu"]),
              f"start-to-exit wall s, median [min-max] of {rounds} interleaved round(s)", ""]
     lines += markdown(["process", "wall s"], [[n, f"{v['median']:.2f} [{v['min']:.2f}-{v['max']:.2f}]"]
                                               for n, v in result["wall_s"].items()])
     lines += ["", *markdown(["ratio (paired per round)", "median [min-max]"],
                             [[n, f"{v['median']:.2f}x [{v['min']:.2f}-{v['max']:.2f}]"] for n, v in result["ratios"].items()])]
-    print("\n".join(lines))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    return result
+    return publish(result, lines, args.json)
 
 
 if __name__ == "__main__":

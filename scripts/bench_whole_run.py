@@ -21,7 +21,6 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -129,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     args.rounds = args.rounds or (1 if args.quick else 5)
     sys.path.insert(0, str(SCRIPTS))
-    from bench import cpu_info, log, markdown, recipe
+    from bench import cpu_info, cpu_line, log, markdown, publish, recipe, spread
 
     contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     skipped = {"tf_keras2": "no --tf-python given (a venv with tensorflow-cpu and tf_keras)"} if not args.tf_python else {}
@@ -148,31 +147,24 @@ def main(argv: list[str] | None = None) -> dict:
                     walls[contender].append(outcome)
                 log(f"round {round_ + 1}/{args.rounds} {contender}: "
                     + (outcome if isinstance(outcome, str) else f"{outcome:.1f} s"))
-    cells = {c: {"median": round(statistics.median(v), 2), "min": round(min(v), 2), "max": round(max(v), 2),
-                 "rounds": [round(x, 2) for x in v]} for c, v in walls.items() if c not in errors}
+    cells = {c: spread(v, 2) for c, v in walls.items() if c not in errors}
     # speed ratios (hand's wall time over the contender's): >= 1 means as fast as the hand loop
     per_round = {f"hand / {c}": [h / w for h, w in zip(walls["hand"], walls[c])]
                  for c in cells if c != "hand" and "hand" in cells}
-    ratios = {k: {"median": round(statistics.median(v), 3), "min": round(min(v), 3), "max": round(max(v), 3)}
-              for k, v in per_round.items()}
+    ratios = {k: spread(v) for k, v in per_round.items()}
     result = {"meta": {"command": " ".join(["scripts/bench_whole_run.py", *(sys.argv[1:] if argv is None else argv)]),
                        "date": time.strftime("%Y-%m-%d"), "cpu": cpu_info(), "model": args.model,
                        "rounds": args.rounds, "contenders": contenders},
               "wall_s": {**cells, **{c: {"skipped": why} for c, why in skipped.items() if c in contenders},
                          **{c: {"error": e} for c, e in errors.items()}},
               "ratios": ratios}
-    cpu = result["meta"]["cpu"]
-    flags = ", ".join(f"{f} {'yes' if on else 'no'}" for f, on in cpu["bf16_flags"].items())
-    lines = [f"CPU: {cpu['model']} ({cpu['cores']} cores); bf16 flags: {flags}",
+    lines = [cpu_line(result["meta"]["cpu"]),
              f"{args.model}, one epoch as a whole process: wall s, median [min-max] of {args.rounds} interleaved round(s)", ""]
     lines += markdown(["contender", "wall s"], [[c, f"{r['median']:.1f} [{r['min']:.1f}-{r['max']:.1f}]" if "median" in r
                                                  else next(iter(r.values()))] for c, r in result["wall_s"].items()])
     lines += ["", *markdown(["speed ratio (paired per round)", "median [min-max]"],
                             [[k, f"{v['median']:.2f}x [{v['min']:.2f}-{v['max']:.2f}]"] for k, v in ratios.items()])]
-    print("\n".join(lines))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    return result
+    return publish(result, lines, args.json)
 
 
 if __name__ == "__main__":
