@@ -138,5 +138,6 @@ def apply(threads: int | None) -> str:
 
     if threads:
         torch.set_num_threads(threads)
-    choice = CHOICE or choose(len(usable_cpus()), 0.0, threads)
-    return f"threads: {torch.get_num_threads()} torch thread(s), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')} ({choice.reason})"
+    why = CHOICE.reason if CHOICE else "not chosen here: started in-process, not as python -m cnnzoo.*"
+    policy = os.environ.get("OMP_WAIT_POLICY", "default")
+    return f"threads: {torch.get_num_threads()} torch thread(s), OMP_WAIT_POLICY={policy} ({why})"

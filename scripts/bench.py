@@ -45,18 +45,21 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import lightning.pytorch as pl
-import numpy as np
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+if __name__ == "__main__":  # before torch, as the entry points: threads and OpenMP wait policy for the free cores
+    __import__("cnnzoo.threads").threads.configure()
+
+import lightning.pytorch as pl  # noqa: E402
+import numpy as np  # noqa: E402
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().with_name("bench_keras_worker.py")
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 from cnnzoo.models import specs  # noqa: E402 - after the repo root is on sys.path
 from cnnzoo.recipes import recipe  # noqa: E402
@@ -115,14 +118,13 @@ class Setup:
 
     def subset(self):
         """The first ``warmup + steps`` batches' worth of training images and labels."""
-        images, labels = self.datamodule.splits["train"]
-        n = self.batches * self.recipe.batch_size
-        return images[:n], labels[:n]
+        (images, labels), n = self.datamodule.splits["train"], self.batches * self.recipe.batch_size
+        return images[:n].cpu(), labels[:n].cpu()
 
 
 def hydra_config(overrides: list[str], run_dir: Path):
-    """The config ``python -m cnnzoo.train <overrides>`` runs with, installed as the current Hydra
-    config (as tests/conftest.py's compose_run does) so that ``cnnzoo.train.train`` can run in-process."""
+    """The config ``python -m cnnzoo.train <overrides>`` runs with, installed as the current Hydra config
+    (as tests/conftest.py's compose_run does) so that ``cnnzoo.train.train`` can run in-process."""
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3", job_name="train"):
         cfg = compose("train", overrides=[*overrides, f"hydra.run.dir={run_dir}"], return_hydra_config=True)
     with open_dict(cfg):
@@ -324,7 +326,8 @@ def publish(result: dict, lines: list[str], path: str | None) -> dict:
 def format_table(result: dict) -> str:
     meta, results, models = result["meta"], result["results"], list(result["results"])
     lines = [cpu_line(meta["cpu"]),
-             f"{meta['date']}, torch {meta['torch']}, lightning {meta['lightning']}, {meta['threads']} torch threads",
+             f"{meta['date']}, torch {meta['torch']}, lightning {meta['lightning']}, {meta['threads']} torch threads, "
+             f"OMP_WAIT_POLICY={meta.get('omp_wait_policy')}",
              f"training images/s: median [min-max] of {meta['rounds']} interleaved round(s) of {meta['steps']} steps "
              f"(after {meta['warmup']} untimed)", ""]
     header = [f"{m} (b{meta['recipes'][m]['batch_size']}, {meta['recipes'][m]['optimizer']})" for m in models]
@@ -371,6 +374,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date": time.strftime("%Y-%m-%d"), "cpu": cpu_info(), "torch": torch.__version__,
         "lightning": lightning.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup, "models": models, "contenders": contenders,
         "recipes": {m: {"batch_size": recipe(m).batch_size, "optimizer": recipe(m).optimizer["name"]} for m in models},
     }, "results": {}}

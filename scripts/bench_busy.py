@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Training steps on a busy machine: cnnzoo's thread choice against torch's old default.
 
-One CPU-burning process (``while True: pass``) is started before a run and stopped after it; each
+One CPU-burning process (a busy loop) is started before a run and stopped after it; each
 run is a fresh process (the OpenMP wait policy is fixed when torch starts) that trains ``--model``'s
 network with its recipe's batch size and optimizer on random uint8 images for ``--warmup`` untimed
 and ``--steps`` timed steps, and prints images/s.  Policies:
@@ -28,6 +28,8 @@ from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parent
 REPO = SCRIPTS.parent
+# Burns one core until stopped, or until this script is gone (it never outlives a killed benchmark).
+BURNER = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    for _ in range(200_000): pass"
 CELLS = [("default", "quiet"), ("old", "quiet"), ("default", "busy"), ("old", "busy")]
 
 
@@ -64,7 +66,7 @@ def worker(policy: str, model: str, batch_size: int, optimizer: dict, warmup: in
 
 def run_cell(policy: str, load: str, args, recipe_args: list[str]) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
-    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load == "busy" else None
+    burner = subprocess.Popen([sys.executable, "-c", BURNER]) if load == "busy" else None
     try:
         if burner:
             time.sleep(0.5)  # running before the run starts, as another user's job would be
