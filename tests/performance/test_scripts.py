@@ -19,6 +19,7 @@ SCRIPTS = REPO / "scripts"
 
 def run(*command: str, cwd: Path, timeout: int = 180) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    env["PYTHON"] = sys.executable  # gpu_check.sh's interpreter
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -61,7 +62,7 @@ def test_startup_bench_quick(tmp_path: Path):
 
 @pytest.mark.slow
 def test_gpu_check_dry_run_writes_its_results_file(tmp_path: Path):
-    run("bash", str(SCRIPTS / "gpu_check.sh"), "--dry-run", "--out", str(tmp_path / "out"), cwd=tmp_path, timeout=120)
+    run("bash", str(SCRIPTS / "gpu_check.sh"), "--dry-run", "--out", str(tmp_path / "out"), cwd=tmp_path, timeout=300)
     report = (tmp_path / "out" / "results.md").read_text()
     assert report.startswith("# cnnzoo GPU check") and "DRY RUN on CPU" in report
     for title in ("## environment", "## pytest -m gpu", "## throughput", "## one asl_cnn epoch"):
