@@ -309,20 +309,6 @@ def cpu_line(cpu: dict) -> str:
     return f"CPU: {cpu['model']} ({cpu['cores']} cores); bf16 flags: {flags}"
 
 
-def spread(values: list[float], digits: int = 3) -> dict:
-    """Median [min-max] of per-round values (the other scripts' cells and paired ratios)."""
-    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
-            "max": round(max(values), digits), "rounds": [round(v, 3) for v in values]}
-
-
-def publish(result: dict, lines: list[str], path: str | None) -> dict:
-    """Print the table; write every round's number as JSON to ``path``."""
-    print("\n".join(lines))
-    if path:
-        Path(path).write_text(json.dumps(result, indent=2))
-    return result
-
-
 def format_table(result: dict) -> str:
     meta, results, models = result["meta"], result["results"], list(result["results"])
     lines = [cpu_line(meta["cpu"]),

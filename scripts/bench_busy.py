@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
                                 args.steps)))
         return {}
     sys.path.insert(0, str(SCRIPTS))
-    from bench import cpu_info, cpu_line, log, markdown, publish, spread
+    from bench import cpu_info, cpu_line, log, markdown
+    from bench_extras import paired_lines, publish, spread
 
     from cnnzoo.recipes import recipe
 
@@ -140,8 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     lines += markdown(["policy, machine", "images/s", "threads", "OMP_WAIT_POLICY"],
                       [[k, f"{c['median']:,.0f} [{c['min']:,.0f}-{c['max']:,.0f}]", str(c["threads"]), c["wait_policy"]]
                        for k, c in result["cells"].items()])
-    lines += ["", *markdown(["ratio (paired per round)", "median [min-max]"],
-                            [[k, f"{v['median']:.2f} [{v['min']:.2f}-{v['max']:.2f}]"] for k, v in result["ratios"].items()])]
+    lines += paired_lines(result["ratios"], "")
     return publish(result, lines, args.json)
 
 

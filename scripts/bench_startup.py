@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 7)
     sys.path.insert(0, str(SCRIPTS))
-    from bench import cpu_info, cpu_line, log, markdown, publish, spread
+    from bench import cpu_info, cpu_line, log, markdown
+    from bench_extras import paired_lines, publish, spread
 
     with tempfile.TemporaryDirectory(prefix="cnnzoo-startup-") as tmp:
         ckpt, image = checkpoint(Path(tmp))
@@ -75,8 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
              f"start-to-exit wall s, median [min-max] of {rounds} interleaved round(s)", ""]
     lines += markdown(["process", "wall s"], [[n, f"{v['median']:.2f} [{v['min']:.2f}-{v['max']:.2f}]"]
                                               for n, v in result["wall_s"].items()])
-    lines += ["", *markdown(["ratio (paired per round)", "median [min-max]"],
-                            [[n, f"{v['median']:.2f}x [{v['min']:.2f}-{v['max']:.2f}]"] for n, v in result["ratios"].items()])]
+    lines += paired_lines(result["ratios"], "x")
     return publish(result, lines, args.json)
 
 

@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     args.rounds = args.rounds or (1 if args.quick else 5)
     sys.path.insert(0, str(SCRIPTS))
-    from bench import cpu_info, cpu_line, log, markdown, publish, recipe, spread
+    from bench import cpu_info, cpu_line, log, markdown, recipe
+    from bench_extras import paired_lines, publish, spread
 
     contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     skipped = {"tf_keras2": "no --tf-python given (a venv with tensorflow-cpu and tf_keras)"} if not args.tf_python else {}
@@ -162,8 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
              f"{args.model}, one epoch as a whole process: wall s, median [min-max] of {args.rounds} interleaved round(s)", ""]
     lines += markdown(["contender", "wall s"], [[c, f"{r['median']:.1f} [{r['min']:.1f}-{r['max']:.1f}]" if "median" in r
                                                  else next(iter(r.values()))] for c, r in result["wall_s"].items()])
-    lines += ["", *markdown(["speed ratio (paired per round)", "median [min-max]"],
-                            [[k, f"{v['median']:.2f}x [{v['min']:.2f}-{v['max']:.2f}]"] for k, v in ratios.items()])]
+    lines += paired_lines(ratios)  # hand's wall time over the contender's: >= 1 is as fast as the hand loop
     return publish(result, lines, args.json)
 
 
