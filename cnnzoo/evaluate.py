@@ -9,6 +9,10 @@ confusion matrix and the misclassified indices), ``confusion_matrix.png``, ``mis
 
 from __future__ import annotations
 
+from cnnzoo.startup import begin
+
+begin(__name__)  # before torch: --help answered without it; threads and OpenMP wait policy chosen
+
 from pathlib import Path
 from typing import Any
 

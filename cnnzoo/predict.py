@@ -8,37 +8,39 @@ model was trained with (the checkpoint's data config), so predictions match ``ev
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from cnnzoo.startup import begin
 
-import hydra
-import torch
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+begin(__name__)  # before torch: --help answered without it; threads and OpenMP wait policy chosen
 
-from cnnzoo.training.checkpoints import datamodule_for, load_classifier
-from cnnzoo.atomic import write_json_atomic
-from cnnzoo.cli import also_callable, apply_threads, run, user_errors
-from cnnzoo.data import InMemoryDataModule
-from cnnzoo.errors import ConfigError
-from cnnzoo.data.images import load_image
-from cnnzoo.training.module import ClassifierModule
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import hydra  # noqa: E402
+import torch  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from cnnzoo.atomic import write_json_atomic  # noqa: E402
+from cnnzoo.cli import also_callable, apply_threads, run, user_errors  # noqa: E402
+from cnnzoo.data.config import DataSpec, checkpoint_data  # noqa: E402
+from cnnzoo.data.images import load_image  # noqa: E402
+from cnnzoo.errors import ConfigError  # noqa: E402
+from cnnzoo.models.checkpoint import CheckpointNetwork, load_network  # noqa: E402
 
 
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     """Top-k predictions for ``cfg.inputs`` then ``cfg.index``; also written to ``predictions.json``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    apply_threads(cfg)
     inputs, indices = list(cfg.get("inputs") or []), list(cfg.get("index") or [])
     if not inputs and not indices:
         raise ConfigError("nothing to predict: give inputs=[a.png,b.png] or index=[0,1,...]")
-    module = load_classifier(cfg.ckpt_path)
-    top_k = _check_top_k(cfg.get("top_k", 3), module.hparams.num_classes)
-    datamodule = datamodule_for(module)
+    module = load_network(cfg.ckpt_path)  # torch.load and cnnzoo.models: no Lightning
+    top_k = _check_top_k(cfg.get("top_k", 3), module.hparams["num_classes"])
+    datamodule = checkpoint_data(module.hparams)
     records: list[dict[str, Any]] = []
     batches: list[torch.Tensor] = []  # files are already at the network's size, test images not
     if inputs:
-        loaded = [load_image(path, tuple(module.hparams.input_shape)) for path in inputs]
+        loaded = [load_image(path, tuple(module.hparams["input_shape"])) for path in inputs]
         batches.append(torch.stack([image for image, _ in loaded]))
         records += [{"input": str(path), "notes": notes} for path, (_, notes) in zip(inputs, loaded)]
     if indices:
@@ -63,7 +65,7 @@ def _check_top_k(value: object, num_classes: int) -> int:
     return min(value, num_classes)
 
 
-def _test_images(datamodule: InMemoryDataModule, indices: list) -> tuple[torch.Tensor, torch.Tensor]:
+def _test_images(datamodule: DataSpec, indices: list) -> tuple[torch.Tensor, torch.Tensor]:
     datamodule.setup("test")
     images, labels = datamodule.splits["test"]
     for i in indices:
@@ -73,7 +75,7 @@ def _test_images(datamodule: InMemoryDataModule, indices: list) -> tuple[torch.T
 
 
 @torch.no_grad()
-def _probabilities(module: ClassifierModule, datamodule: InMemoryDataModule, images: torch.Tensor) -> torch.Tensor:
+def _probabilities(module: CheckpointNetwork, datamodule: DataSpec, images: torch.Tensor) -> torch.Tensor:
     return module.probabilities(datamodule.preprocess(images))
 
 
@@ -92,6 +94,7 @@ def format_table(records: list[dict[str, Any]]) -> str:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     with user_errors():
+        apply_threads(cfg)
         predict(cfg)
 
 

@@ -9,13 +9,16 @@ and error, before exiting non-zero (see ``cnnzoo.training.faults``).
 
 from __future__ import annotations
 
+from cnnzoo.startup import begin
+
+begin(__name__)  # before torch: --help answered without it; threads and OpenMP wait policy chosen
+
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
@@ -34,6 +37,9 @@ from cnnzoo.training.faults import FaultHandling, check_output_dirs
 from cnnzoo.run_dir import lock_run_dir
 from cnnzoo.training.trainer_checks import check_trainer
 from cnnzoo.training.module import ClassifierModule, grouped_metrics
+from cnnzoo import threads
+from cnnzoo.training.precision import configure_precision
+from cnnzoo.training.reuse import test_from_last_validation
 
 
 def _drop_val_monitors(cfg: DictConfig) -> None:
@@ -121,8 +127,7 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     lock_run_dir(run_dir)  # cnnzoo.run_dir: a second run on this dir stops here
     check_trainer(cfg.trainer)
     quiet_third_party(cfg.get("verbose", False))
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
+    rank_zero_info(threads.apply(cfg.get("threads")))  # cnnzoo/threads.py
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = datamodule if datamodule is not None else instantiate(cfg.data)
     model = model if model is not None else build_module(cfg, datamodule)
@@ -133,6 +138,7 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     bar = watched() and cfg.trainer.get("enable_progress_bar", True)  # a log file gets the epoch lines alone
     callbacks = [c for c in callbacks if bar or not isinstance(c, ProgressBar)]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    rank_zero_info(configure_precision(cfg))  # precision: fp32 | bf16 | auto -> trainer.precision
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, enable_progress_bar=bar)
 
     ckpt_path = cfg.get("ckpt_path")
@@ -148,8 +154,10 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     error = _fit(trainer, model, datamodule, ckpt_path, callbacks)
     metrics = dict(trainer.callback_metrics)
     if cfg.get("test") and error is None:
-        trainer.test(model, datamodule=datamodule, verbose=False)  # final weights, like Keras' evaluate()
-        metrics.update(trainer.callback_metrics)
+        reused = test_from_last_validation(trainer, model, datamodule)  # validated on the test file already?
+        if reused is None:
+            trainer.test(model, datamodule=datamodule, verbose=False)  # final weights, like Keras' evaluate()
+        metrics.update(reused or trainer.callback_metrics)
     result = {
         "status": "completed" if error is None else "interrupted" if isinstance(error, TrainingInterrupted) else "failed",
         "error": str(error) if error else None,

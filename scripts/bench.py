@@ -11,9 +11,11 @@ the model's recipe (``cnnzoo.recipes``)::
 Contenders (``--contenders``, comma separated):
 
 * ``cnnzoo``   the real path: ``cnnzoo.train.train`` on the config ``python -m cnnzoo.train model=<name>``
-               composes, for ``warmup + steps`` batches on CPU (as every contender), a timing callback added.
+               composes, for ``warmup + steps`` batches on ``--device``, a timing callback added;
+               ``cnnzoo_bf16``: the same with ``precision=bf16``; ``cnnzoo_compiled``: ``compile=reduce-overhead``.
 * ``hand``     a minimal PyTorch loop over the DataModule's batches, same network and optimizer, NCHW;
-               ``hand_cl``: the same with channels_last (the layout cnnzoo trains in).
+               ``hand_cl``: the same with channels_last (the layout cnnzoo trains in); ``hand_cl_bf16``:
+               that loop under ``torch.autocast(device, dtype=torch.bfloat16)``.
 * ``naive``    the Lightning baseline a user writes first: ``DataLoader(TensorDataset)``, per-step
                ``self.log(..., prog_bar=True)`` of loss and accuracy, Lightning's defaults.
 * ``keras3_torch``  Keras 3 ``model.fit`` on torch; ``keras3_tf``, ``tf_keras2``: Keras 3 and 2 on
@@ -21,6 +23,8 @@ Contenders (``--contenders``, comma separated):
 
 ``--extras`` adds Sign-MNIST CSV load times and, for a ``python -m cnnzoo.train`` process, the time to
 its first step and its peak RSS.  ``--quick``: one round of a few steps (tests/test_bench_smoke.py).
+``--device cuda``: the torch contenders on the GPU, data resident there as uint8 from the start, timed
+between ``torch.cuda.synchronize()`` calls (Keras stays on CPU).
 """
 
 from __future__ import annotations
@@ -40,23 +44,24 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
-from unittest import mock
 
-import lightning.pytorch as pl
-import numpy as np
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+if __name__ == "__main__":  # before torch, as the entry points: threads and OpenMP wait policy for the free cores
+    __import__("cnnzoo.threads").threads.configure()
+
+import lightning.pytorch as pl  # noqa: E402
+import numpy as np  # noqa: E402
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().with_name("bench_keras_worker.py")
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from cnnzoo.data.sources import SIGN_MNIST, default_data_dir  # noqa: E402 - after the repo root is on sys.path
-from cnnzoo.models import specs  # noqa: E402
+from cnnzoo.models import specs  # noqa: E402 - after the repo root is on sys.path
 from cnnzoo.recipes import recipe  # noqa: E402
 from cnnzoo.train import train  # noqa: E402
 from cnnzoo.training.optim import create_optimizer  # noqa: E402
@@ -73,13 +78,16 @@ class StepTimer(pl.Callback):
 
     last: StepTimer | None = None  # the one ``cnnzoo.train`` instantiated from the config
 
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.steps, self.samples = warmup, 0, 0
+    def __init__(self, warmup: int, total: int = 0) -> None:
+        self.warmup, self.total, self.steps, self.samples = warmup, total, 0, 0
         self.begin = self.end = 0.0
         StepTimer.last = self
 
     def tick(self, samples: int) -> None:
-        self.steps, now = self.steps + 1, time.perf_counter()
+        self.steps += 1
+        if self.total and self.steps in (self.warmup, self.total) and torch.cuda.is_initialized():
+            torch.cuda.synchronize()  # the GPU's queue is done: time what ran, not what was queued
+        now = time.perf_counter()
         if self.steps == self.warmup:
             self.begin = now
         elif self.steps > self.warmup:
@@ -92,14 +100,6 @@ class StepTimer(pl.Callback):
         if not self.samples:
             return {"error": f"only {self.steps} steps, warm-up is {self.warmup}"}
         return {"images_per_s": self.samples / (self.end - self.begin), "steps": self.steps - self.warmup}
-
-
-class FirstStep(pl.Callback):
-    """For ``--extras``: writes the wall-clock time of the first optimizer step to $BENCH_FIRST_STEP."""
-
-    def on_train_batch_end(self, *args) -> None:
-        if not (path := Path(os.environ["BENCH_FIRST_STEP"])).exists():
-            path.write_text(str(time.time()))
 
 
 @dataclasses.dataclass
@@ -118,14 +118,13 @@ class Setup:
 
     def subset(self):
         """The first ``warmup + steps`` batches' worth of training images and labels."""
-        images, labels = self.datamodule.splits["train"]
-        n = self.batches * self.recipe.batch_size
-        return images[:n], labels[:n]
+        (images, labels), n = self.datamodule.splits["train"], self.batches * self.recipe.batch_size
+        return images[:n].cpu(), labels[:n].cpu()
 
 
 def hydra_config(overrides: list[str], run_dir: Path):
-    """The config ``python -m cnnzoo.train <overrides>`` runs with, installed as the current Hydra
-    config (as tests/conftest.py's compose_run does) so that ``cnnzoo.train.train`` can run in-process."""
+    """The config ``python -m cnnzoo.train <overrides>`` runs with, installed as the current Hydra config
+    (as tests/conftest.py's compose_run does) so that ``cnnzoo.train.train`` can run in-process."""
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3", job_name="train"):
         cfg = compose("train", overrides=[*overrides, f"hydra.run.dir={run_dir}"], return_hydra_config=True)
     with open_dict(cfg):
@@ -134,13 +133,15 @@ def hydra_config(overrides: list[str], run_dir: Path):
     return cfg
 
 
-def run_cnnzoo(s: Setup) -> dict:
+def run_cnnzoo(s: Setup, *options: str) -> dict:
     run_dir = Path(tempfile.mkdtemp(prefix="cnnzoo_", dir=s.tmp))
     threads = [f"threads={s.args.threads}"] if s.args.threads else []
-    cfg = hydra_config([*s.recipe.overrides, "trainer.max_epochs=1", "trainer.accelerator=cpu", "test=false",
+    accelerator = "gpu" if s.args.device == "cuda" else "cpu"
+    cfg = hydra_config([*s.recipe.overrides, "trainer.max_epochs=1", f"trainer.accelerator={accelerator}", "test=false",
                         f"+trainer.limit_train_batches={s.batches}", "+trainer.limit_val_batches=1", *threads,
                         f"+callbacks.bench_timer._target_={__name__}.StepTimer",
-                        f"+callbacks.bench_timer.warmup={s.args.warmup}"], run_dir)
+                        f"+callbacks.bench_timer.warmup={s.args.warmup}", f"+callbacks.bench_timer.total={s.batches}",
+                        *options], run_dir)
     StepTimer.last = None
     outcome = train(cfg)
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -149,14 +150,15 @@ def run_cnnzoo(s: Setup) -> dict:
     return StepTimer.last.result() if StepTimer.last else {"error": "the timing callback was not instantiated"}
 
 
-def hand_loop(s: Setup, channels_last: bool) -> dict:
+def hand_loop(s: Setup, channels_last: bool, bf16: bool = False) -> dict:
     torch.manual_seed(42)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    net = s.recipe.network().to(memory_format=layout).train()
+    net = s.recipe.network().to(s.args.device, memory_format=layout).train()
     optimizer = create_optimizer(net.parameters(), **s.recipe.optimizer)
-    timer = StepTimer(s.args.warmup)
-    for _, (images, labels) in zip(range(s.batches), s.datamodule.train_dataloader()):
-        loss = F.cross_entropy(net(images.contiguous(memory_format=layout)), labels)
+    timer = StepTimer(s.args.warmup, s.batches)
+    for _, (images, labels) in zip(range(s.batches), s.datamodule.train_dataloader()):  # on --device already
+        with torch.autocast(s.args.device, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(net(images.contiguous(memory_format=layout)), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -218,14 +220,22 @@ def run_keras(s: Setup, kind: str) -> dict:
 
 CONTENDERS: dict[str, Callable[[Setup], dict]] = {
     "cnnzoo": run_cnnzoo,
+    "cnnzoo_bf16": lambda s: run_cnnzoo(s, "precision=bf16"),
+    "cnnzoo_compiled": lambda s: run_cnnzoo(s, "compile=reduce-overhead"),
     "hand": lambda s: hand_loop(s, channels_last=False),
     "hand_cl": lambda s: hand_loop(s, channels_last=True),
+    "hand_cl_bf16": lambda s: hand_loop(s, channels_last=True, bf16=True),
     "naive": run_naive,
     **{kind: (lambda s, kind=kind: run_keras(s, kind)) for kind in KERAS},
 }
 
 
-def skip_reason(contender: str, tf_python: str | None) -> str:
+BF16 = [c for c in CONTENDERS if c.endswith("_bf16")]
+
+
+def skip_reason(contender: str, tf_python: str | None, device: str = "cpu") -> str:
+    if contender == "cnnzoo_compiled" and device != "cuda":
+        return "compile=reduce-overhead (CUDA graphs) is measured with --device cuda only"
     if contender == "keras3_torch" and importlib.util.find_spec("keras") is None:
         return "keras is not installed in this venv"
     if contender in ("keras3_tf", "tf_keras2") and not tf_python:
@@ -240,10 +250,11 @@ def bench_model(model: str, contenders: list[str], args, tmp: Path) -> dict:
     r = recipe(model)
     datamodule = r.datamodule()
     datamodule.setup("fit")
+    datamodule.splits = {k: tuple(t.to(args.device) for t in v) for k, v in datamodule.splits.items()}  # uint8
     s = Setup(model, r, datamodule, args, tmp)
     log(f"{model}: {len(datamodule.splits['train'][0])} training images ({datamodule.name}), "
         f"batch {r.batch_size}, {r.optimizer['name']}")
-    table = {c: {"skipped": why} for c in contenders if (why := skip_reason(c, args.tf_python))}
+    table = {c: {"skipped": why} for c in contenders if (why := skip_reason(c, args.tf_python, args.device))}
     running = [c for c in contenders if c not in table]
     samples: dict[str, list[float]] = {c: [] for c in running}
     versions: dict[str, str] = {}  # what the Keras workers ran on
@@ -269,10 +280,11 @@ def bench_model(model: str, contenders: list[str], args, tmp: Path) -> dict:
 
 
 def ratios(results: dict) -> dict:
-    """cnnzoo's median over every other measured contender's, per model."""
+    """cnnzoo's median over every other measured contender's, and each bf16 one's over its fp32 one."""
     medians = {m: {c: row["median"] for c, row in table.items() if "median" in row} for m, table in results.items()}
-    return {m: {f"cnnzoo / {c}": round(med["cnnzoo"] / v, 3) for c, v in med.items() if c != "cnnzoo"}
-            for m, med in medians.items() if "cnnzoo" in med}
+    pairs = [("cnnzoo", c) for c in CONTENDERS if c != "cnnzoo"] + [(c, c.removesuffix("_bf16")) for c in BF16]
+    return {m: {f"{a} / {b}": round(med[a] / med[b], 3) for a, b in pairs if a in med and b in med}
+            for m, med in medians.items()}
 
 
 def cpu_info() -> dict:
@@ -284,38 +296,6 @@ def cpu_info() -> dict:
             "bf16_flags": {flag: flag in flags for flag in ("avx512_bf16", "amx_bf16")}}
 
 
-def extras(tmp: Path) -> dict:
-    """Sign-MNIST CSV load (no cache, then cached) and a whole ``cnnzoo.train`` process's start-up."""
-    out: dict[str, Any] = {"sign_mnist_csv_load_s": {"error": f"no {SIGN_MNIST.folder}/ in {default_data_dir()}"}}
-    if (source := default_data_dir() / SIGN_MNIST.folder).is_dir():
-        shutil.copytree(source, tmp / "csv" / SIGN_MNIST.folder)
-        times = []  # the first load finds the empty cache and parses the CSVs
-        with mock.patch.dict(os.environ, {"XDG_CACHE_HOME": str(tmp / "csv" / "cache")}):
-            for _ in range(4):
-                started = time.perf_counter()
-                SIGN_MNIST.load(tmp / "csv")
-                times.append(time.perf_counter() - started)
-        out["sign_mnist_csv_load_s"] = {"no_cache": round(times[0], 3), "cached": round(min(times[1:]), 3)}
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parent), str(REPO)]),
-           "BENCH_FIRST_STEP": str(tmp / "first_step")}
-    started = time.time()
-    subprocess.run([sys.executable, "-c", "import torch, lightning, hydra"], env=env, check=True)
-    out["import_torch_lightning_hydra_s"] = round(time.time() - started, 2)
-    command = [sys.executable, "-m", "cnnzoo.train", "model=asl_cnn", "trainer.max_epochs=1", "test=false",
-               "+trainer.limit_train_batches=5", f"hydra.run.dir={tmp / 'startup'}",
-               "+callbacks.first_step._target_=bench.FirstStep"]
-    with open(tmp / "startup.log", "w") as output:
-        started = time.time()
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=output)
-        _, status, usage = os.wait4(process.pid, 0)  # usage: this child's own peak RSS
-    if status or not (tmp / "first_step").exists():
-        return {**out, "cnnzoo_train": {"error": (tmp / "startup.log").read_text()[-500:]}}
-    out["cnnzoo_train"] = {"command": " ".join(command[1:]), "wall_s": round(time.time() - started, 2),
-                           "first_step_s": round(float((tmp / "first_step").read_text()) - started, 2),
-                           "peak_rss_mb": round(usage.ru_maxrss / 1024)}
-    return out
-
-
 def markdown(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|", *("| " + " | ".join(r) + " |" for r in rows)]
 
@@ -324,12 +304,16 @@ def cell(row: dict) -> str:
     return f"{row['median']:,.0f} [{row['min']:,.0f}-{row['max']:,.0f}]" if "median" in row else next(iter(row))
 
 
+def cpu_line(cpu: dict) -> str:
+    flags = ", ".join(f"{flag} {'yes' if on else 'no'}" for flag, on in cpu["bf16_flags"].items())
+    return f"CPU: {cpu['model']} ({cpu['cores']} cores); bf16 flags: {flags}"
+
+
 def format_table(result: dict) -> str:
     meta, results, models = result["meta"], result["results"], list(result["results"])
-    cpu = meta["cpu"]
-    flags = ", ".join(f"{flag} {'yes' if on else 'no'}" for flag, on in cpu["bf16_flags"].items())
-    lines = [f"CPU: {cpu['model']} ({cpu['cores']} cores); bf16 flags: {flags}",
-             f"{meta['date']}, torch {meta['torch']}, lightning {meta['lightning']}, {meta['threads']} torch threads",
+    lines = [cpu_line(meta["cpu"]),
+             f"{meta['date']}, torch {meta['torch']}, lightning {meta['lightning']}, {meta['threads']} torch threads, "
+             f"OMP_WAIT_POLICY={meta.get('omp_wait_policy')}",
              f"training images/s: median [min-max] of {meta['rounds']} interleaved round(s) of {meta['steps']} steps "
              f"(after {meta['warmup']} untimed)", ""]
     header = [f"{m} (b{meta['recipes'][m]['batch_size']}, {meta['recipes'][m]['optimizer']})" for m in models]
@@ -349,6 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="asl_cnn,mnist_cnn,fashion_cnn", help="comma separated recipes")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help=f"from {', '.join(CONTENDERS)}")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the torch contenders run")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5, --quick 1)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (batches) per round (default 100)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps before them (default 20, at least 1)")
@@ -374,6 +359,8 @@ def main(argv: list[str] | None = None) -> dict:
         "command": " ".join(["scripts/bench.py", *(sys.argv[1:] if argv is None else argv)]),
         "date": time.strftime("%Y-%m-%d"), "cpu": cpu_info(), "torch": torch.__version__,
         "lightning": lightning.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup, "models": models, "contenders": contenders,
         "recipes": {m: {"batch_size": recipe(m).batch_size, "optimizer": recipe(m).optimizer["name"]} for m in models},
     }, "results": {}}
@@ -384,6 +371,8 @@ def main(argv: list[str] | None = None) -> dict:
         result["ratios"] = ratios(result["results"])
         if args.extras:
             log("extras: Sign-MNIST CSV load, cnnzoo.train start-up")
+            from bench_extras import extras  # noqa: PLC0415 - scripts/ is on sys.path when bench.py runs
+
             result["extras"] = extras(Path(tmp))
     result["meta"]["duration_s"] = round(time.time() - started, 1)
     print(format_table(result))

@@ -306,6 +306,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], default=[1, 2, 3],
                         help="seeds to run, comma separated (default 1,2,3); the report covers every record")
     parser.add_argument("--only", default="", help="comma-separated recipe name prefixes")
+    parser.add_argument("--exact", action="store_true", help="--only names whole recipes, not prefixes")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--report-only", action="store_true")
@@ -316,7 +317,8 @@ def main() -> None:
     if not args.readme.is_file():
         raise SystemExit(f"error: --readme {args.readme}: no such file; expected the README whose results block to rewrite")
     prefixes = [p for p in args.only.split(",") if p]
-    recipes = [r for r in RECIPES if not prefixes or any(r.name.startswith(p) for p in prefixes)]
+    recipes = [r for r in RECIPES if not prefixes or any(r.name == p if args.exact else r.name.startswith(p)
+                                                         for p in prefixes)]
     if not args.report_only:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)

@@ -19,7 +19,8 @@ import pytest
 from tests.conftest import REPO
 
 MODELS = ["asl_cnn"]
-CONTENDERS = ["cnnzoo", "hand", "hand_cl", "naive", "keras3_torch", "keras3_tf", "tf_keras2"]
+CONTENDERS = ["cnnzoo", "cnnzoo_bf16", "cnnzoo_compiled", "hand", "hand_cl", "hand_cl_bf16", "naive", "keras3_torch",
+              "keras3_tf", "tf_keras2"]
 
 
 @pytest.mark.slow
@@ -39,11 +40,12 @@ def test_quick_bench_reports_every_contender(data_dir: Path, tmp_path: Path):
         assert list(table) == CONTENDERS
         for contender, row in table.items():
             assert "median" in row or row.get("skipped"), (model, contender, row)
-        for contender in ("cnnzoo", "hand", "hand_cl", "naive"):  # the torch ones always run
+        for contender in ("cnnzoo", "cnnzoo_bf16", "hand", "hand_cl", "hand_cl_bf16", "naive"):  # torch ones run
             assert "median" in table[contender], (model, contender, table[contender])
         for contender in ("keras3_tf", "tf_keras2"):
             assert "--tf-python" in table[contender]["skipped"]
-        assert "cnnzoo / hand_cl" in result["ratios"][model]
+        assert "--device cuda" in table["cnnzoo_compiled"]["skipped"]
+        assert {"cnnzoo / hand_cl", "cnnzoo_bf16 / cnnzoo", "hand_cl_bf16 / hand_cl"} <= set(result["ratios"][model])
     assert set(result["meta"]["cpu"]["bf16_flags"]) == {"avx512_bf16", "amx_bf16"}
     assert "error" not in result["extras"]["sign_mnist_csv_load_s"], result["extras"]
     assert "error" not in result["extras"]["cnnzoo_train"], result["extras"]

@@ -21,6 +21,7 @@ import torch
 
 from cnnzoo.data.augment import create_augmentation
 from cnnzoo.data.batches import BatchTransform, Preprocess, TensorBatches
+from cnnzoo.data.config import IMAGE_SIZE, check_normalize, check_size
 from cnnzoo.data.sources import FASHION_MNIST, MNIST, SIGN_MNIST, CsvDataset, IdxDataset, default_data_dir
 from cnnzoo.errors import ConfigError
 
@@ -83,7 +84,7 @@ class InMemoryDataModule(TensorDataModule):
 
     source: IdxDataset | CsvDataset
     default_validation: float | str | None = None
-    image_size = (28, 28)
+    image_size = IMAGE_SIZE
 
     def __init__(
         self,
@@ -101,8 +102,8 @@ class InMemoryDataModule(TensorDataModule):
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.batch_size = _positive_int(batch_size, "data.batch_size")
         self.validation = self.default_validation if validation == "default" else _check_validation(validation)
-        self.size = _check_size(resize) or self.image_size
-        self.preprocess = Preprocess(self.size, **_check_normalize(normalize))
+        self.size = check_size(resize) or self.image_size
+        self.preprocess = Preprocess(self.size, **check_normalize(normalize))
         self.augment = create_augmentation(augment)  # training batches only
         self.seed, self.drop_last, self.download = seed, drop_last, download
         self.splits: dict[str, Split] = {}
@@ -179,21 +180,3 @@ def _check_validation(value: object) -> float | str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1:
         return float(value)
     raise ConfigError(f"data.validation={value!r}: expected a fraction in [0, 1) (Keras validation_split), 'test' or null")
-
-
-def _check_size(value: object) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    size = (value, value) if isinstance(value, int) else tuple(value)  # type: ignore[arg-type]
-    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
-        raise ConfigError(f"data.resize={value!r}: expected null, a positive int or [height, width]")
-    return size  # type: ignore[return-value]
-
-
-def _check_normalize(value: dict[str, float] | None) -> dict[str, float]:
-    if value is None:
-        return {}
-    keys = set(value)
-    if keys != {"mean", "std"} or not float(value["std"]) > 0:
-        raise ConfigError(f"data.normalize={dict(value)!r}: expected null or {{mean: float, std: float > 0}}")
-    return {"mean": float(value["mean"]), "std": float(value["std"])}

@@ -41,9 +41,9 @@ import torch
 from torch import nn
 
 from cnnzoo.atomic import atomic_output
+from cnnzoo.models.checkpoint import load_network
 from cnnzoo.errors import ConfigError
 from cnnzoo.interop.contract import ModelFacts, contract_line, deploy_input, describe, keras_input, model_facts
-from cnnzoo.training.checkpoints import load_classifier
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "export": ".pt2", "keras": ".keras", "h5": ".h5"}
 KERAS_FORMATS = ("keras", "h5")
@@ -90,7 +90,7 @@ def export_checkpoint(ckpt_path: str | Path | None, fmt: str = "onnx", output: s
     if fmt in KERAS_FORMATS and path.suffix.lower() != FORMATS[fmt]:
         raise ConfigError(f"output={path}: format={fmt} writes a {FORMATS[fmt]} file and Keras picks the reader by "
                           f"the suffix; name it *{FORMATS[fmt]}")
-    facts = model_facts(load_classifier(ckpt_path))
+    facts = model_facts(load_network(ckpt_path))  # torch.load and cnnzoo.models: no Lightning
     if fmt in KERAS_FORMATS:
         from cnnzoo.interop.keras_writer import write_keras_file
 

@@ -5,5 +5,6 @@ the entry points that only read a model (``summary``, ``export``) need not impor
 ``module`` (``ClassifierModule``), ``metrics`` (``ClassCounts``: the one metrics path),
 ``optim`` (Keras' optimizers and LR schedules), ``callbacks`` + ``figures`` (what a run shows),
 ``faults`` (signals, non-finite losses, atomic checkpoints), ``checkpoints`` (reading them back),
-``sweep`` (the multirun summary).
+``sweep`` (the multirun summary), ``precision`` (the ``precision`` key: fp32, bf16, auto),
+``reuse`` (test metrics from the last validation when it evaluated the test file).
 """

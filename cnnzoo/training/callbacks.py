@@ -19,6 +19,7 @@ from typing import Any
 import lightning as L
 import matplotlib.pyplot as plt
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from cnnzoo.training.figures import (
@@ -52,6 +53,8 @@ class PredictionReport(L.Callback):
         self.png_dir = Path(png_dir) if png_dir else None
         self.max_images = max_images
         self.results: dict[str, dict[str, Any]] = {}
+        self.validated_step: int | None = None  # global step of the last validation (not the sanity check)
+        self._kept: dict[str, Any] = {}  # the last validation's figures
 
     def _reset(self) -> None:
         self.seen = 0
@@ -81,31 +84,61 @@ class PredictionReport(L.Callback):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
+            self.validated_step = trainer.global_step  # the weights this validation saw
             self._report(trainer, pl_module, "val")
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._report(trainer, pl_module, "test")
 
-    def _report(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+    def report_validation_as_test(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The last validation's matrix and mistakes as the test stage's (same file, same weights);
+        its figures, kept from that validation, are retitled and written, not drawn again."""
+        kept, self._kept = self._kept, {}
+        if not kept:
+            self._report(trainer, pl_module, "test", source="val")
+            return
+        self.results["test"] = self.results["val"]
+        kept["confusion_matrix"].axes[0].set_title("test confusion matrix")
+        self._show(trainer, "test", kept)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._close_kept()
+
+    def _close_kept(self) -> None:
+        for fig in getattr(self, "_kept", {}).values():
+            plt.close(fig)
+        self._kept: dict[str, Any] = {}
+
+    def _report(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, source: str | None = None) -> None:
         if not trainer.is_global_zero:
             return
-        matrix = pl_module.epoch_results[stage]["confusion_matrix"]  # set by the module's epoch end
+        matrix = pl_module.epoch_results[source or stage]["confusion_matrix"]  # set by the module's epoch end
         names = list(pl_module.class_names)
         self.results[stage] = {
             "confusion_matrix": matrix.tolist(),
             "misclassified": [{"index": i, "predicted": names[p], "expected": names[e]} for i, p, e, _ in self.mistakes],
         }
+        self._close_kept()
+        if _tensorboard(trainer) is None and not (stage == "test" and self.png_dir is not None):
+            return  # no one to show a figure to: none is drawn
         figures = {
             "confusion_matrix": confusion_matrix_figure(matrix, names, f"{stage} confusion matrix"),
             "misclassified": self._mistakes_figure(names),
         }
+        self._show(trainer, stage, figures, keep=stage == "val")
+
+    def _show(self, trainer: L.Trainer, stage: str, figures: dict[str, Any], keep: bool = False) -> None:
+        """To TensorBoard, and for the test stage to PNGs; a validation's are kept until the next one
+        (the last one's may become the test stage's)."""
         writer = _tensorboard(trainer)
         for name, fig in figures.items():
             if writer is not None:
                 writer.add_figure(f"{stage}/{name}", fig, global_step=trainer.global_step, close=False)
             if stage == "test" and self.png_dir is not None:
                 save_png(fig, self.png_dir / f"{name}.png")
-            plt.close(fig)
+            if not keep:
+                plt.close(fig)
+        self._kept = figures if keep else {}
 
     def _mistakes_figure(self, names: list[str]):
         if self.mistakes:
@@ -179,3 +212,27 @@ class History(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = {name: list(values) for name, values in state_dict["history"].items()}
         self.epochs = list(state_dict["epochs"])
+
+
+class LossProgressBar(TQDMProgressBar):
+    """tqdm redrawn every ``refresh_rate`` steps, showing the latest training loss.
+
+    The loss is read (one host sync) only when the bar is redrawn.  Logged with ``prog_bar=True``
+    instead, Lightning would turn it into a Python number after every step: a host sync per step,
+    which on a GPU stalls the queue of kernels each time.
+    """
+
+    def __init__(self, refresh_rate: int = 20, **kwargs: Any) -> None:
+        super().__init__(refresh_rate=refresh_rate, **kwargs)
+        self._loss: torch.Tensor | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        self._loss = loss.detach() if isinstance(loss, torch.Tensor) else self._loss
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def get_metrics(self, trainer, pl_module) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        if self._loss is not None and trainer.training:
+            metrics["loss"] = f"{float(self._loss):.4g}"
+        return metrics

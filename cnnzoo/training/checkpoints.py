@@ -9,8 +9,6 @@ typed one-line error instead of a ``KeyError`` or a size-mismatch traceback from
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,35 +17,20 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cnnzoo.data import InMemoryDataModule
+from cnnzoo.data.config import check_fits as check_data_fits
 from cnnzoo.errors import ConfigError, ModelError
+from cnnzoo.models.checkpoint import REQUIRED_HPARAMS, read_checkpoint, weights_problem
 from cnnzoo.training.module import ClassifierModule
 
-REQUIRED_HPARAMS = ("arch", "num_classes", "input_shape")
-
-
-def read_checkpoint(path: str | Path, field: str = "ckpt_path") -> dict[str, Any]:
-    """The checkpoint dict in ``path``, after checking it is a readable cnnzoo one."""
-    path = Path(path)
-    if not path.is_file():
-        what = "a directory" if path.is_dir() else "no such file"
-        raise ModelError(f"{field}={path}: {what}; expected a .ckpt file written by cnnzoo.train")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as e:
-        reason = " ".join(str(e).split())  # one line, whatever the unpickler said
-        raise ModelError(f"{field}={path}: not a readable PyTorch checkpoint ({type(e).__name__}: {reason})") from None
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    missing = [k for k in REQUIRED_HPARAMS if not isinstance(hparams, dict) or k not in hparams]
-    if missing or not isinstance(checkpoint.get("state_dict"), dict):
-        raise ModelError(f"{field}={path}: not a cnnzoo checkpoint (no {', '.join(missing) or 'state_dict'})")
-    return checkpoint
+__all__ = ["REQUIRED_HPARAMS", "check_fits", "check_resumable", "datamodule_for", "load_classifier", "open_model",
+           "read_checkpoint"]
 
 
 def load_classifier(path: str | Path, field: str = "ckpt_path") -> ClassifierModule:
     """The ``ClassifierModule`` saved in ``path``, on CPU, in eval mode."""
     checkpoint = read_checkpoint(path, field)
     module = ClassifierModule(**checkpoint["hyper_parameters"])
-    problem = _weights_problem(module.state_dict(), checkpoint["state_dict"])
+    problem = weights_problem(module.state_dict(), checkpoint["state_dict"])
     if problem:
         raise ModelError(f"{field}={path}: its weights are not those of its architecture "
                          f"{module.hparams.arch} ({problem}); is it from another model?")
@@ -88,17 +71,6 @@ def save_module(module: ClassifierModule, path: str | Path) -> Path:
     return Path(path)
 
 
-def _weights_problem(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
-    """The first differences between two state dicts, in words ("" when they fit)."""
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    shapes = [f"{k} is {list(found[k].shape)}, expected {list(v.shape)}"
-              for k, v in expected.items() if k in found and found[k].shape != v.shape]
-    parts = [f"{label} {items[0]}" + (f" and {len(items) - 1} more" if len(items) > 1 else "")
-             for label, items in (("missing", missing), ("unexpected", unexpected), ("", shapes)) if items]
-    return "; ".join(part.strip() for part in parts)
-
-
 def check_resumable(path: str | Path, model: ClassifierModule) -> None:
     """Resuming ``path`` into ``model`` must not change the architecture, classes or input shape."""
     stored = read_checkpoint(path)["hyper_parameters"]
@@ -133,15 +105,4 @@ def datamodule_for(module: ClassifierModule, data: DictConfig | None = None) -> 
 
 def check_fits(module: ClassifierModule, datamodule: InMemoryDataModule) -> None:
     """The data must have the network's class count and per-sample input shape."""
-    hparams = module.hparams
-    if datamodule.num_classes != hparams.num_classes:
-        raise ConfigError(
-            f"model {hparams.arch} has {hparams.num_classes} classes but data {datamodule.name} has "
-            f"{datamodule.num_classes}; use data with {hparams.num_classes} classes"
-        )
-    if list(datamodule.input_shape) != list(hparams.input_shape):
-        height, width = hparams.input_shape[-2:]
-        raise ConfigError(
-            f"model {hparams.arch} takes inputs of shape {list(hparams.input_shape)} but data {datamodule.name} "
-            f"gives {list(datamodule.input_shape)}; set data.resize=[{height},{width}]"
-        )
+    check_data_fits(module.hparams, datamodule)

@@ -121,7 +121,8 @@ class ClassifierModule(L.LightningModule):
         loss = self.loss(logits, labels)
         self.counts(stage).update(logits, labels, loss)  # epoch values: one sync per epoch, under DDP too
         if stage == "train" and (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # the steps Lightning logs
-            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+            # not prog_bar: Lightning would read it back every step (a host sync); LossProgressBar shows it
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
         return {"loss": loss, "logits": logits.detach()}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:

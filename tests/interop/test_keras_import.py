@@ -17,7 +17,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from cnnzoo.errors import ModelError  # noqa: E402
-from cnnzoo.interop.keras_layout import keras_weights, load_keras_weights  # noqa: E402
+from cnnzoo.interop.keras_layout import keras_weights  # noqa: E402
 from cnnzoo.interop.keras_files import load_model, load_weights  # noqa: E402
 from cnnzoo.models import (  # noqa: E402
     Activation,

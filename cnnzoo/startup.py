@@ -1,0 +1,44 @@
+"""What an entry point does before it imports torch: ``--help`` answered, threads chosen.
+
+Why this module exists: the entry points' imports (torch, Lightning, torchmetrics, torchvision) cost
+seconds, and two things must happen before them.  ``--help`` (and ``--hydra-help``) needs only the
+config, so it is answered by Hydra right here, with the entry point's own config, and the process
+exits without having imported torch.  The CPU threads and OpenMP's wait policy must be in the
+environment before torch loads libgomp (:mod:`cnnzoo.threads`).  Each ``cnnzoo/<entry point>.py``
+starts with ``from cnnzoo.startup import begin; begin(__name__)``; imported as a module (tests,
+notebooks) it does nothing.  No torch import here.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from cnnzoo import threads
+
+HELP_FLAGS = ("--help", "-h", "--hydra-help")
+
+
+def begin(module_name: str) -> None:
+    """For ``python -m cnnzoo.<name>``: answer ``--help`` (exits), else choose threads."""
+    if module_name != "__main__":
+        return
+    if any(arg in HELP_FLAGS for arg in sys.argv[1:]):
+        _hydra_help()
+    threads.configure(threads.threads_from_argv(sys.argv[1:]))
+
+
+def _hydra_help() -> None:
+    """Hydra's help for the running entry point (``conf/<name>.yaml``), then exit."""
+    import hydra
+
+    main = sys.modules["__main__"]
+    name = (getattr(main, "__spec__", None) and main.__spec__.name or "").rpartition(".")[2]
+
+    def task(cfg) -> None:  # never called: Hydra exits after the help
+        raise SystemExit(0)
+
+    # Hydra takes the job name and config_path's base from the task's file: make it cnnzoo/<name>.py.
+    task.__module__ = "__main__"
+    task.__code__ = task.__code__.replace(co_filename=main.__file__)
+    hydra.main(version_base="1.3", config_path="../conf", config_name=name)(task)()
+    raise SystemExit(0)

@@ -1,0 +1,171 @@
+#!/usr/bin/env python
+"""One epoch as a whole process: ``python -m cnnzoo.train`` against a hand-written loop's process.
+
+Each contender is a fresh process timed from start to exit (imports, data load, one training epoch,
+one evaluation of the test file, writing results), interleaved and rotated over ``--rounds``; a cell
+is the median wall time, [min-max] beside it, ratios are paired per round::
+
+    CNNZOO_DATA_DIR=/work/shared/data .venv/bin/python scripts/bench_whole_run.py --json whole.json
+
+* ``cnnzoo``       ``python -m cnnzoo.train model=<model> trainer.max_epochs=1`` (fp32, the default);
+* ``cnnzoo_auto``  the same with ``precision=auto`` (bf16 where the CPU has amx_bf16/avx512_bf16);
+* ``hand``         this file's ``--hand``: torch, the recipe's network/optimizer/batch size, channels_last,
+                   the same cached uint8 arrays, one epoch, one pass over the test file, no Lightning;
+* ``tf_keras2``    only with ``--tf-python``: ``bench_keras_worker.py`` on the whole training split (one
+                   ``model.fit`` epoch, no test pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent
+REPO = SCRIPTS.parent
+CONTENDERS = ["cnnzoo", "cnnzoo_auto", "hand", "tf_keras2"]
+
+
+def hand(model: str, batch_size: int, optimizer: dict) -> dict:
+    """The hand loop's whole run (this process): what cnnzoo.train does, without the framework."""
+    sys.path.insert(0, str(REPO))
+    from cnnzoo import threads
+
+    threads.configure()  # the same thread choice as the entry points, before torch
+    import torch
+    import torch.nn.functional as F
+
+    from cnnzoo.data.config import data_spec
+    from cnnzoo.models import create
+    from cnnzoo.recipes import compose_train_config
+    from cnnzoo.training.optim import create_optimizer
+
+    data = data_spec(compose_train_config(f"model={model}").data)
+    arrays = data.source.load(data.data_dir)
+    (x, y), (tx, ty) = ((torch.from_numpy(a).unsqueeze(1), torch.from_numpy(b).long()) for a, b in
+                        (arrays["train"], arrays["test"]))
+    torch.manual_seed(42)
+    net = create(model, num_classes=data.num_classes).to(memory_format=torch.channels_last).train()
+    opt = create_optimizer(net.parameters(), **optimizer)
+    prep = data.preprocess
+    for idx in torch.randperm(len(x)).split(batch_size):
+        loss = F.cross_entropy(net(prep(x[idx]).contiguous(memory_format=torch.channels_last)), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        hits = sum(int((net(prep(tx[i:i + 256]).contiguous(memory_format=torch.channels_last)).argmax(1)
+                        == ty[i:i + 256]).sum()) for i in range(0, len(tx), 256))
+    return {"test_accuracy": hits / len(tx), "train_images": len(x)}
+
+
+@dataclasses.dataclass
+class Run:
+    args: argparse.Namespace
+    tmp: Path
+    recipe: object
+
+    def command(self, contender: str) -> list[str] | None:
+        train = [sys.executable, "-m", "cnnzoo.train", f"model={self.args.model}", "trainer.max_epochs=1",
+                 f"hydra.run.dir={tempfile.mkdtemp(dir=self.tmp)}", "trainer.accelerator=cpu"]
+        if contender == "cnnzoo":
+            return train
+        if contender == "cnnzoo_auto":
+            return [*train, "precision=auto"]
+        if contender == "hand":
+            return [sys.executable, __file__, "--hand", "--model", self.args.model, "--batch-size",
+                    str(self.recipe.batch_size), "--optimizer", json.dumps(self.recipe.optimizer)]
+        return self.keras_command()
+
+    def keras_command(self) -> list[str]:
+        import numpy as np
+
+        from bench import WORKER, specs  # the same spec format as bench.py
+
+        data, spec = self.tmp / "train.npz", self.tmp / "spec.json"
+        if not data.exists():
+            dm = self.recipe.datamodule()
+            dm.setup("fit")
+            images, labels = dm.splits["train"]
+            np.savez(data, x=images.permute(0, 2, 3, 1).contiguous().numpy(), y=labels.numpy())
+            layers = [{"kind": s.kind, "fields": dataclasses.asdict(s)} for s in specs(self.recipe.arch, dm.num_classes)]
+            spec.write_text(json.dumps({"input_shape": list(dm.input_shape), "layers": layers}))
+        return [self.args.tf_python, str(WORKER), "--backend", "tf_keras", "--spec", str(spec), "--data", str(data),
+                "--batch-size", str(self.recipe.batch_size), "--optimizer", json.dumps(self.recipe.optimizer),
+                "--warmup-steps", "1", "--out", str(self.tmp / "keras.json")]
+
+
+def timed(command: list[str]) -> float | str:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    env |= {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    wall = time.perf_counter() - started
+    return wall if done.returncode == 0 else f"exit {done.returncode}: {done.stderr.strip()[-300:]}"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="asl_cnn")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--rounds", type=int, default=None, help="default 5 (--quick 1)")
+    parser.add_argument("--quick", action="store_true", help="1 round (the smoke test, on whatever data is there)")
+    parser.add_argument("--tf-python", default=None, help="python of a venv with tensorflow-cpu and tf_keras")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--hand", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--optimizer", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.hand:
+        print(json.dumps(hand(args.model, args.batch_size, json.loads(args.optimizer))))
+        return {}
+    args.rounds = args.rounds or (1 if args.quick else 5)
+    sys.path.insert(0, str(SCRIPTS))
+    from bench import cpu_info, cpu_line, log, markdown, recipe
+    from bench_extras import paired_lines, publish, spread
+
+    contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    skipped = {"tf_keras2": "no --tf-python given (a venv with tensorflow-cpu and tf_keras)"} if not args.tf_python else {}
+    running = [c for c in contenders if c not in skipped]
+    walls: dict[str, list[float]] = {c: [] for c in running}
+    errors: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="cnnzoo-whole-") as tmp:
+        run = Run(args, Path(tmp), recipe(args.model))
+        for round_ in range(args.rounds):
+            shift = round_ % len(running)
+            for contender in [c for c in running[shift:] + running[:shift] if c not in errors]:
+                outcome = timed(run.command(contender))
+                if isinstance(outcome, str):
+                    errors[contender] = outcome
+                else:
+                    walls[contender].append(outcome)
+                log(f"round {round_ + 1}/{args.rounds} {contender}: "
+                    + (outcome if isinstance(outcome, str) else f"{outcome:.1f} s"))
+    cells = {c: spread(v, 2) for c, v in walls.items() if c not in errors}
+    # speed ratios (hand's wall time over the contender's): >= 1 means as fast as the hand loop
+    per_round = {f"hand / {c}": [h / w for h, w in zip(walls["hand"], walls[c])]
+                 for c in cells if c != "hand" and "hand" in cells}
+    ratios = {k: spread(v) for k, v in per_round.items()}
+    result = {"meta": {"command": " ".join(["scripts/bench_whole_run.py", *(sys.argv[1:] if argv is None else argv)]),
+                       "date": time.strftime("%Y-%m-%d"), "cpu": cpu_info(), "model": args.model,
+                       "rounds": args.rounds, "contenders": contenders},
+              "wall_s": {**cells, **{c: {"skipped": why} for c, why in skipped.items() if c in contenders},
+                         **{c: {"error": e} for c, e in errors.items()}},
+              "ratios": ratios}
+    lines = [cpu_line(result["meta"]["cpu"]),
+             f"{args.model}, one epoch as a whole process: wall s, median [min-max] of {args.rounds} interleaved round(s)", ""]
+    lines += markdown(["contender", "wall s"], [[c, f"{r['median']:.1f} [{r['min']:.1f}-{r['max']:.1f}]" if "median" in r
+                                                 else next(iter(r.values()))] for c, r in result["wall_s"].items()])
+    lines += paired_lines(ratios)  # hand's wall time over the contender's: >= 1 is as fast as the hand loop
+    return publish(result, lines, args.json)
+
+
+if __name__ == "__main__":
+    main()
