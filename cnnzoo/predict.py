@@ -31,6 +31,7 @@ from cnnzoo.models.checkpoint import CheckpointNetwork, load_network  # noqa: E4
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     """Top-k predictions for ``cfg.inputs`` then ``cfg.index``; also written to ``predictions.json``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    apply_threads(cfg)
     inputs, indices = list(cfg.get("inputs") or []), list(cfg.get("index") or [])
     if not inputs and not indices:
         raise ConfigError("nothing to predict: give inputs=[a.png,b.png] or index=[0,1,...]")
@@ -94,7 +95,6 @@ def format_table(records: list[dict[str, Any]]) -> str:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     with user_errors():
-        apply_threads(cfg)
         predict(cfg)
 
 

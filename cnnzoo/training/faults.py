@@ -74,12 +74,12 @@ class FaultHandling(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_handlers()
-        self.check_losses()
+        self.check_loss(trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        """Notes whether the loss is finite without a host sync; the notes are read (one sync) every
-        ``log_every_n_steps`` steps, when Lightning syncs to log anyway, and before any checkpoint or
-        validation, so broken weights are never saved or reported."""
+        """Notes whether the loss is finite without a host sync; the note is read (one sync) every
+        ``log_every_n_steps`` steps, when Lightning syncs to log anyway, before any checkpoint write
+        and at each epoch's end, so broken weights are never saved."""
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None:
             self._record_loss(loss.detach(), trainer, batch_idx)

@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 import lightning as L
-import pytest
 import torch
 
 from cnnzoo.train import train
