@@ -67,3 +67,30 @@ def test_a_grid_interrupted_in_job_3_and_resumed_ends_like_an_uninterrupted_one(
     for job in "0123":
         expected, got = _weights(whole / job), _weights(cut / job)
         assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected), job
+
+
+@pytest.mark.slow
+def test_an_optuna_study_stopped_after_2_of_4_trials_and_resumed_ends_with_4_distinct_trials(data_dir, tmp_path):
+    import optuna
+
+    sweep, db = tmp_path / "sweep", tmp_path / "study.db"
+    search = ["hparams_search=optuna_lr_batch", "model=mnist_mlp", "trainer.max_epochs=1", "~logger",
+              "callbacks.input_inspection=null", "hydra.sweeper.n_trials=4", f"hydra.sweeper.storage=sqlite:///{db}",
+              "hydra.sweeper.study_name=s", "data.batch_size=choice(16,32)",
+              *_kill(tmp_path, job=2, step=2), f"hydra.sweep.dir={sweep}"]
+    stopped = run_cli("train", *search)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "RUNNING"]
+    kept = {job: _files(sweep / job) for job in "01"}
+    resumed = run_cli("train", *search, "resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
+    assert [(t.number, t.state.name) for t in trials] == [(n, "COMPLETE") for n in range(4)]
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 4  # no trial run twice
+    assert {job: _files(sweep / job) for job in "01"} == kept
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [row["status"] for row in rows] == ["completed"] * 4
+    for trial, row in zip(trials, rows):  # each trial's value is its own job's result
+        assert round(trial.value, 4) == float(row["val_accuracy"])
+        assert float(row["optimizer.lr"]) == trial.params["optimizer.lr"]
