@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnzoo.training.callbacks import History
 from cnnzoo.training.checkpoints import check_fits, check_resumable, load_classifier
-from cnnzoo.training.resume import Resumed, flat_config, resume_run, write_config
+from cnnzoo.training.resume import Resumed, clear_requeued, flat_config, requeued, resume_run, write_config
 from cnnzoo.training.console import metrics_table, quiet_third_party, watched
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import run, user_errors
@@ -121,7 +121,8 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     lock_run_dir(run_dir)  # cnnzoo.run_dir: a second run on this dir stops here
     composed = flat_config(cfg)  # as given (what follows may adjust cfg), for a later resume=true
-    resumed = resume_run(composed, run_dir) if cfg.get("resume") else Resumed()  # cnnzoo.training.resume
+    again = requeued(run_dir)  # a cluster job stopped and requeued (SLURM, submitit) resumes
+    resumed = resume_run(composed, run_dir, explicit=again) if cfg.get("resume") or again else Resumed()
     if resumed.result is not None:
         rank_zero_info(f"resume=true: {run_dir} has completed; its result:\n{metrics_table(resumed.result['metrics'])}")
         return resumed.result, load_classifier(resumed.result["checkpoints"]["last"] or _any_checkpoint(run_dir))
@@ -177,6 +178,7 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     if trainer.is_global_zero:
         write_json_atomic(run_dir / "metrics.json", result)
         if error is None:
+            clear_requeued(run_dir)
             _log_hparams_with_results(trainer, cfg, model, result)
             rank_zero_info(f"Run dir: {run_dir}\n{metrics_table(result['metrics'])}{_limited_run_note(trainer, model)}")
     if error is not None:

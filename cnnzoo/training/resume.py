@@ -71,9 +71,24 @@ def write_config(run_dir: Path, composed: dict[str, Any]) -> None:
 def _explicit_dir() -> bool:
     """Whether the run (or sweep) dir was given rather than generated (``${cnnzoo_run_id:}``)."""
     hydra_cfg = HydraConfig.get()
-    node = hydra_cfg.sweep if hydra_cfg.mode == RunMode.MULTIRUN else hydra_cfg.run
-    given = OmegaConf.to_container(node, resolve=False).get("dir")
+    if hydra_cfg.mode == RunMode.MULTIRUN:  # its dir is resolved once for all jobs (sweep.SweepSummary)
+        return any(line.startswith("hydra.sweep.dir=") for line in hydra_cfg.overrides.hydra)
+    given = OmegaConf.to_container(hydra_cfg.run, resolve=False).get("dir")
     return "cnnzoo_run_id" not in str(given)
+
+
+def requeued(run_dir: Path) -> bool:
+    """Whether this run dir's run was stopped to be requeued (``faults.FaultHandling``): the next
+    start in it resumes, with or without ``resume=true``, until one completes (``clear_requeued``)."""
+    from cnnzoo.training.faults import REQUEUED
+
+    return (run_dir / "checkpoints" / REQUEUED).is_file()
+
+
+def clear_requeued(run_dir: Path) -> None:
+    from cnnzoo.training.faults import REQUEUED
+
+    (run_dir / "checkpoints" / REQUEUED).unlink(missing_ok=True)
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -91,11 +106,11 @@ def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return differences
 
 
-def resume_run(new: dict[str, Any], run_dir: Path) -> Resumed:
+def resume_run(new: dict[str, Any], run_dir: Path, explicit: bool = False) -> Resumed:
     """What to do in ``run_dir`` for ``resume=true`` with the config ``new`` (a ``flat_config``;
     see the module doc); raises ``ConfigError``."""
     mode = HydraConfig.get().mode
-    if not _explicit_dir():
+    if not explicit and not _explicit_dir():
         which = "hydra.sweep.dir" if mode == RunMode.MULTIRUN else "hydra.run.dir"
         raise ConfigError(f"resume=true needs the dir to resume: add {which}=<dir of the earlier run>")
     recorded = run_dir / CONFIG_NAME

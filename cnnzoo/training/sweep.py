@@ -22,7 +22,7 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, read_write
 
 from cnnzoo.atomic import atomic_path, write_json_atomic
 from cnnzoo.errors import TrainingInterrupted
@@ -34,6 +34,12 @@ LAST_COLUMNS = ["epochs", "wall_time_s", "error"]
 
 class SweepSummary(Callback):
     """Writes ``<sweep dir>/summary.{csv,md}``, one row per job, in multirun mode only."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # ${cnnzoo_run_id:} is drawn once per process: a launcher whose jobs run in other processes
+        # (submitit; a requeued job) must get this process's sweep dir, not draw its own.
+        with read_write(config.hydra.sweep):
+            config.hydra.sweep.dir = str(config.hydra.sweep.dir)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         hydra_cfg = job_return.hydra_cfg.hydra
