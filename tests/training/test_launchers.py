@@ -9,13 +9,15 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, popen_cli, run_cli
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
@@ -57,6 +59,12 @@ def test_a_submitit_local_sweep_whose_second_job_is_preempted_and_requeued(data_
     assert not (sweep / "1" / "checkpoints" / ".requeued").exists()
 
 
+def _start(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    process = popen_cli("train", *command, cwd=cwd, env=env)
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def _slurm_env(tmp_path: Path, job_id: str) -> dict[str, str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -68,24 +76,33 @@ def _slurm_env(tmp_path: Path, job_id: str) -> dict[str, str]:
             "SLURM_NODELIST": "localhost", "SLURM_JOB_NUM_NODES": "1"}
 
 
+def _sbatch_command(*args: str) -> list[str]:
+    """The arguments scripts/slurm_example.sbatch gives ``python -m cnnzoo.train``, ``"$@"`` being ``args``."""
+    script = (REPO / "scripts" / "slurm_example.sbatch").read_text()
+    assert "#SBATCH --signal=SIGUSR1@90" in script.splitlines() and "#SBATCH --requeue" in script.splitlines()
+    line = next(line for line in script.splitlines() if line.startswith("srun python -m cnnzoo.train "))
+    words = shlex.split(line.removeprefix("srun python -m cnnzoo.train "))
+    return [arg for word in words for arg in (args if word == "$@" else [word])]
+
+
 @pytest.mark.slow
 def test_a_simulated_sbatch_job_requeued_on_sigusr1_resumes_bit_identical(data_dir: Path, tmp_path: Path):
     whole = tmp_path / "whole"
     assert run_cli("train", *SMALL, f"hydra.run.dir={whole}").returncode == 0
-    # The command of scripts/slurm_example.sbatch (its run dir outputs/slurm/<job id>, here in tmp).
-    command = [*SMALL, "resume=true", f"hydra.run.dir={tmp_path}/slurm/${{oc.env:SLURM_JOB_ID}}",
-               "+callbacks.kill._target_=tests.fault_injection.SignalAtStep", "+callbacks.kill.signal_name=SIGUSR1",
-               "+callbacks.kill.step=8", f"+callbacks.kill.once={tmp_path / 'fired'}"]
+    # scripts/slurm_example.sbatch's command, run from tmp_path (its run dir is outputs/slurm/<job id>).
+    command = _sbatch_command(*SMALL, "+callbacks.kill._target_=tests.fault_injection.SignalAtStep",
+                              "+callbacks.kill.signal_name=SIGUSR1", "+callbacks.kill.step=8",
+                              f"+callbacks.kill.once={tmp_path / 'fired'}")
     env = _slurm_env(tmp_path, "4242")
-    first = run_cli("train", *command, env=env)
+    first = _start(command, tmp_path, env)
     assert first.returncode == 128 + signal.SIGUSR1, first.stderr[-3000:]
-    run_dir = tmp_path / "slurm" / "4242"
+    run_dir = tmp_path / "outputs" / "slurm" / "4242"
     assert first.stderr.strip().splitlines()[-1] == (
         f"error: training interrupted by SIGUSR1 at epoch 1, step 8; state saved to {run_dir}/checkpoints/last.ckpt; "
         "the job is requeued and resumes it")
     assert (tmp_path / "scontrol.calls").read_text() == "requeue 4242\n"
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 8
-    again = run_cli("train", *command, env=env)  # SLURM starts the requeued job: same id, same command
+    again = _start(command, tmp_path, env)  # SLURM starts the requeued job: same id, same command
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "scontrol.calls").read_text() == "requeue 4242\n"
     _assert_equal(_weights(whole), _weights(run_dir))
