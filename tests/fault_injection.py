@@ -19,11 +19,12 @@ class SignalAtStep(L.Callback):
     (it is created), so a rerun with the same overrides (``resume=true``) is not stopped again."""
 
     def __init__(self, step: int, signal_name: str = "SIGTERM", job: int | None = None,
-                 once: str | None = None) -> None:
+                 once: str | None = None, rank: int | None = None) -> None:
         self.step, self.signum, self.job, self.once = step, signal.Signals[signal_name], job, once
+        self.rank = rank  # only on this global rank of a DDP run
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step != self.step:
+        if trainer.global_step != self.step or self.rank not in (None, trainer.global_rank):
             return
         if self.job is not None:
             from hydra.core.hydra_config import HydraConfig

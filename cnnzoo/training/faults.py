@@ -79,6 +79,7 @@ class FaultHandling(L.Callback):
         self.saved_to: Path | None = None
         self._previous: dict[int, Any] = {}
         self._requeue: dict[int, Any] = {}  # signal -> the handler that requeues the job
+        self._distributed = False
         self._bad: torch.Tensor | None = None  # on the loss's device: some loss was non-finite
         self._first = self._first_loss = None  # where (epoch, step, batch) and what it first was
         self._unchecked_steps = 0
@@ -87,6 +88,7 @@ class FaultHandling(L.Callback):
         # Lightning has installed its SIGTERM handler by now: it makes the loops stop at the end of
         # the current batch (on every DDP rank).  SIGINT is routed through it too.
         self._stop_after_batch = signal.getsignal(signal.SIGTERM)
+        self._distributed = trainer.world_size > 1
         if callable(self._stop_after_batch):
             self._requeue = {s: h for s in REQUEUE_SIGNALS if _requeues(h := signal.getsignal(s))}
             self._previous = {s: signal.signal(s, self._on_signal) for s in (*HANDLED_SIGNALS, *self._requeue)}
@@ -95,7 +97,21 @@ class FaultHandling(L.Callback):
         if self.signal_number is not None:
             raise KeyboardInterrupt  # a second signal: stop now, without a checkpoint
         self.signal_number = signum
-        self._stop_after_batch(signal.SIGTERM, frame)
+        if not self._distributed:
+            self._stop_after_batch(signal.SIGTERM, frame)
+        # DDP: Lightning's handler would broadcast from inside the signal handler (a collective at
+        # an arbitrary point, which can meet another rank's gradient all-reduce: a hang) and forward
+        # the signal to the other ranks; instead every rank learns of it at the end of the batch.
+
+    def _agree_to_stop(self, trainer: L.Trainer) -> None:
+        """DDP: at each batch end, the signal any rank got (max over ranks; one small all-reduce);
+        when there is one, every rank stops after this same batch, as Lightning's own SIGTERM flag
+        makes a single process stop."""
+        mine = torch.tensor([float(self.signal_number or 0)], device=trainer.strategy.root_device)
+        agreed = int(trainer.strategy.reduce(mine, reduce_op="max").item())
+        if agreed:
+            self.signal_number = self.signal_number or agreed
+            trainer._signal_connector.received_sigterm = True  # checked right after this batch
 
     def _restore_handlers(self) -> None:
         for signum, handler in self._previous.items():
@@ -110,6 +126,8 @@ class FaultHandling(L.Callback):
         self._restore_handlers()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._distributed and self._previous:
+            self._agree_to_stop(trainer)
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None:
             self._record_loss(loss.detach(), trainer, batch_idx)
