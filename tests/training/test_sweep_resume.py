@@ -56,11 +56,13 @@ def test_a_grid_interrupted_in_job_3_and_resumed_ends_like_an_uninterrupted_one(
     assert record["status"] == "interrupted" and record["error"].startswith("TrainingInterrupted: training interrupted by SIGTERM at epoch 0, step 3")
     assert not (cut / "3").exists()
     kept = {job: _files(cut / job) for job in "01"}
+    interrupted_s = time.time() - started
 
     resumed = run_cli("train", *GRID, *kill, "resume=true", f"hydra.sweep.dir={cut}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     resumed_s = time.time() - started
-    print(f"uninterrupted sweep {uninterrupted_s:.1f}s; interrupted + resumed {resumed_s:.1f}s")
+    print(f"uninterrupted sweep {uninterrupted_s:.1f}s; interrupted {interrupted_s:.1f}s + resumed "
+          f"{resumed_s - interrupted_s:.1f}s")
     assert {job: _files(cut / job) for job in "01"} == kept  # not retrained
     assert _summary(cut) == _summary(whole) and len(_summary(cut)) == 4
     assert (cut / "summary.md").read_text().splitlines()[0] == (whole / "summary.md").read_text().splitlines()[0]
