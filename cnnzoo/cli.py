@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
 import cnnzoo.run_dir  # noqa: F401 - registers ${cnnzoo_run_id:} for conf/hydra/default.yaml
+import cnnzoo.training.resume  # noqa: F401 - registers ${cnnzoo_job_subdir:} (hydra.sweep.subdir)
 from cnnzoo.errors import CnnzooError, ConfigError
 
 CONF = Path(__file__).resolve().parent.parent / "conf"

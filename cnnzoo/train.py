@@ -27,7 +27,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnzoo.training.callbacks import History
-from cnnzoo.training.checkpoints import check_fits, check_resumable
+from cnnzoo.training.checkpoints import check_fits, check_resumable, load_classifier
+from cnnzoo.training.resume import Resumed, clear_requeued, flat_config, requeued, resume_run, write_config
 from cnnzoo.training.console import metrics_table, quiet_third_party, watched
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import run, user_errors
@@ -125,6 +126,12 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     ``cfg.model``: ``cnnzoo.keras_api`` trains through this one code path."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     lock_run_dir(run_dir)  # cnnzoo.run_dir: a second run on this dir stops here
+    composed = flat_config(cfg)  # as given (what follows may adjust cfg), for a later resume=true
+    again = requeued(run_dir)  # a cluster job stopped and requeued (SLURM, submitit) resumes
+    resumed = resume_run(composed, run_dir, explicit=again) if cfg.get("resume") or again else Resumed()
+    if resumed.result is not None:
+        rank_zero_info(f"resume=true: {run_dir} has completed; its result:\n{metrics_table(resumed.result['metrics'])}")
+        return resumed.result, load_classifier(resumed.result["checkpoints"]["last"] or _any_checkpoint(run_dir))
     check_trainer(cfg.trainer)
     quiet_third_party(cfg.get("verbose", False))
     rank_zero_info(threads.apply(cfg.get("threads")))  # cnnzoo/threads.py
@@ -141,7 +148,7 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     rank_zero_info(configure_precision(cfg))  # precision: fp32 | bf16 | auto -> trainer.precision
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, enable_progress_bar=bar)
 
-    ckpt_path = cfg.get("ckpt_path")
+    ckpt_path = resumed.ckpt_path or cfg.get("ckpt_path")
     if ckpt_path == "last":
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
     if ckpt_path:
@@ -150,6 +157,8 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     if trainer.is_global_zero:
         check_output_dirs([run_dir, *([Path(checkpoint.dirpath)] if checkpoint and checkpoint.dirpath else [])],
                           _checkpoint_bytes(model))
+    if trainer.is_global_zero:
+        write_config(run_dir, composed)  # what a later resume=true compares with
     started = time.time()
     error = _fit(trainer, model, datamodule, ckpt_path, callbacks)
     metrics = dict(trainer.callback_metrics)
@@ -177,6 +186,7 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     if trainer.is_global_zero:
         write_json_atomic(run_dir / "metrics.json", result)
         if error is None:
+            clear_requeued(run_dir)
             _log_hparams_with_results(trainer, cfg, model, result)
             rank_zero_info(f"Run dir: {run_dir}\n{metrics_table(result['metrics'])}{_limited_run_note(trainer, model)}")
     if error is not None:
@@ -208,6 +218,13 @@ def _fit(trainer: L.Trainer, model, datamodule, ckpt_path: str | None, callbacks
             raise
         return TrainingInterrupted(guard.interruption_message(trainer), guard.signal_number)
     return None
+
+
+def _any_checkpoint(run_dir: Path) -> Path:
+    found = sorted((run_dir / "checkpoints").glob("*.ckpt"))
+    if not found:
+        raise TrainingError(f"resume=true: {run_dir} has completed but holds no checkpoint")
+    return found[-1]
 
 
 def _checkpoint_bytes(model: L.LightningModule) -> int:

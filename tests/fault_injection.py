@@ -14,14 +14,28 @@ import torch
 
 
 class SignalAtStep(L.Callback):
-    """Send ``signal_name`` to this process once ``trainer.global_step`` reaches ``step``."""
+    """Send ``signal_name`` to this process once ``trainer.global_step`` reaches ``step``; with
+    ``job``, only in that multirun job; with ``once``, only if the file ``once`` does not exist yet
+    (it is created), so a rerun with the same overrides (``resume=true``) is not stopped again."""
 
-    def __init__(self, step: int, signal_name: str = "SIGTERM") -> None:
-        self.step, self.signum = step, signal.Signals[signal_name]
+    def __init__(self, step: int, signal_name: str = "SIGTERM", job: int | None = None,
+                 once: str | None = None, rank: int | None = None) -> None:
+        self.step, self.signum, self.job, self.once = step, signal.Signals[signal_name], job, once
+        self.rank = rank  # only on this global rank of a DDP run
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), self.signum)
+        if trainer.global_step != self.step or self.rank not in (None, trainer.global_rank):
+            return
+        if self.job is not None:
+            from hydra.core.hydra_config import HydraConfig
+
+            if HydraConfig.get().job.num != self.job:
+                return
+        if self.once is not None:
+            if os.path.exists(self.once):
+                return
+            open(self.once, "w").close()
+        os.kill(os.getpid(), self.signum)
 
 
 class PoisonWeightsAtStep(L.Callback):

@@ -4,7 +4,13 @@
   write never leaves a truncated ``last.ckpt``.
 - ``FaultHandling`` (a callback): SIGINT/SIGTERM stop training after the current batch (through
   Lightning's own SIGTERM path, which also keeps DDP ranks in step) and write ``last.ckpt`` of that
-  exact state, which ``ckpt_path=last`` resumes; a second Ctrl+C stops at once.  A non-finite
+  exact state, which ``ckpt_path=last`` resumes; a second Ctrl+C stops at once.  A cluster's
+  "about to be stopped, requeue me" signal is handled the same way, then handed to the handler that
+  requeues the job: SIGUSR1 under Lightning's ``SLURMEnvironment(auto_requeue=True)`` (then
+  ``scontrol requeue <job id>``, as Lightning's handler does; not Lightning's handler itself, which
+  saves an ``hpc_ckpt_N.ckpt`` in the middle of a step, and which Lightning under SLURM then also loads
+  for a later ``trainer.test`` instead of the final weights), and submitit's preemption/timeout
+  signal (SIGUSR2; submitit then requeues the job with the same arguments).  ``checkpoints/.requeued`` tells the requeued job to resume (``cnnzoo.training.resume``).  A non-finite
   training loss stops the run before any checkpoint of the broken weights is written.  The loss is
   checked on the device (a flag and the step it first went bad, no host sync per step); the host
   reads the flag once every ``trainer.log_every_n_steps`` steps, before every checkpoint write and
@@ -29,7 +35,29 @@ from cnnzoo.atomic import atomic_path
 from cnnzoo.errors import TrainingError
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+REQUEUED = ".requeued"  # in the checkpoint dir: this run was requeued, the next start resumes it
+
+
+def _requeues(handler: Any) -> bool:
+    """Whether ``handler`` is Lightning's SLURM auto-requeue handler or submitit's."""
+    handlers = getattr(handler, "signal_handlers", [handler])  # Lightning's _HandlersCompose
+    names = {getattr(h, "__name__", "") for h in handlers}
+    return bool(names & {"_slurm_sigusr_handler_fn", "checkpoint_and_try_requeue"})
 FIRST_BAD = ("epoch", "step", "batch")  # where the training loss first went non-finite
+
+
+def _scontrol_requeue(signum: int, frame: Any) -> None:
+    """Lightning's SLURM requeue, without its mid-step hpc checkpoint: ``scontrol requeue <job id>``."""
+    import os
+    import subprocess
+
+    from lightning.pytorch.utilities import rank_zero_info
+
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job_id = f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array_job else os.environ["SLURM_JOB_ID"]
+    result = subprocess.call(["scontrol", "requeue", job_id])
+    rank_zero_info(f"requeued SLURM job {job_id}" if result == 0 else f"scontrol requeue {job_id} failed ({result})")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -50,6 +78,8 @@ class FaultHandling(L.Callback):
         self.signal_number: int | None = None
         self.saved_to: Path | None = None
         self._previous: dict[int, Any] = {}
+        self._requeue: dict[int, Any] = {}  # signal -> the handler that requeues the job
+        self._distributed = False
         self._bad: torch.Tensor | None = None  # on the loss's device: some loss was non-finite
         self._first = self._first_loss = None  # where (epoch, step, batch) and what it first was
         self._unchecked_steps = 0
@@ -58,19 +88,39 @@ class FaultHandling(L.Callback):
         # Lightning has installed its SIGTERM handler by now: it makes the loops stop at the end of
         # the current batch (on every DDP rank).  SIGINT is routed through it too.
         self._stop_after_batch = signal.getsignal(signal.SIGTERM)
+        self._distributed = trainer.world_size > 1
         if callable(self._stop_after_batch):
-            self._previous = {s: signal.signal(s, self._on_signal) for s in HANDLED_SIGNALS}
+            self._requeue = {s: h for s in REQUEUE_SIGNALS if _requeues(h := signal.getsignal(s))}
+            self._previous = {s: signal.signal(s, self._on_signal) for s in (*HANDLED_SIGNALS, *self._requeue)}
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self.signal_number is not None:
             raise KeyboardInterrupt  # a second signal: stop now, without a checkpoint
         self.signal_number = signum
-        self._stop_after_batch(signal.SIGTERM, frame)
+        if not self._distributed:
+            self._stop_after_batch(signal.SIGTERM, frame)
+        # DDP: Lightning's handler would broadcast from inside the signal handler (a collective at
+        # an arbitrary point, which can meet another rank's gradient all-reduce: a hang) and forward
+        # the signal to the other ranks; instead every rank learns of it at the end of the batch.
+
+    def _agree_to_stop(self, trainer: L.Trainer) -> None:
+        """DDP: at each batch end, the signal any rank got (max over ranks; one small all-reduce);
+        when there is one, every rank stops after this same batch, as Lightning's own SIGTERM flag
+        makes a single process stop."""
+        mine = torch.tensor([float(self.signal_number or 0)], device=trainer.strategy.root_device)
+        agreed = int(trainer.strategy.reduce(mine, reduce_op="max").item())
+        if agreed:
+            self.signal_number = self.signal_number or agreed
+            trainer._signal_connector.received_sigterm = True  # checked right after this batch
 
     def _restore_handlers(self) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
+
+    @property
+    def requeued(self) -> bool:
+        return self.signal_number in self._requeue
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_handlers()
@@ -79,7 +129,10 @@ class FaultHandling(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         """Notes whether the loss is finite without a host sync; the note is read (one sync) every
         ``log_every_n_steps`` steps, when Lightning syncs to log anyway, before any checkpoint write
-        and at each epoch's end, so broken weights are never saved."""
+        and at each epoch's end, so broken weights are never saved.  Under DDP the ranks also agree
+        here on a stop signal one of them received."""
+        if self._distributed and self._previous:
+            self._agree_to_stop(trainer)
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None:
             self._record_loss(loss.detach(), trainer, batch_idx)
@@ -127,12 +180,19 @@ class FaultHandling(L.Callback):
         if isinstance(exception, SIGTERMException) and self.signal_number is not None:
             self.saved_to = self.checkpoint_dir / "last.ckpt"
             trainer.save_checkpoint(self.saved_to)  # every rank calls it; rank 0 writes
+            requeue = self._requeue.get(self.signal_number)
+            if requeue is not None and trainer.is_global_zero:
+                (self.checkpoint_dir / REQUEUED).touch()
+                if getattr(requeue, "__name__", "") != "checkpoint_and_try_requeue":
+                    requeue = _scontrol_requeue  # in place of Lightning's
+                requeue(self.signal_number, None)  # submitit's exits the process (to be started again)
 
     def interruption_message(self, trainer: L.Trainer) -> str:
         name = signal.Signals(self.signal_number).name
+        then = "the job is requeued and resumes it" if self.requeued else f"resume with ckpt_path={self.saved_to}"
         return (
             f"training interrupted by {name} at epoch {trainer.current_epoch}, step {trainer.global_step}; "
-            f"state saved to {self.saved_to}; resume with ckpt_path={self.saved_to}"
+            f"state saved to {self.saved_to}; {then}"
         )
 
 

@@ -1,7 +1,8 @@
 """A Hydra callback that keeps a summary table of a multirun sweep in its sweep dir.
 
 After every job it records that job (overrides, completed/failed with the error, final metrics from
-its ``metrics.json``) as ``job.json`` in the job's dir, then rewrites ``summary.csv`` and
+its ``metrics.json``) as ``job.json`` in the job's dir (interrupted: Ctrl+C or SIGTERM, after which
+the sweep stops with exit status 128+N; ``resume=true`` matches jobs by these overrides), then rewrites ``summary.csv`` and
 ``summary.md`` in the sweep dir from all jobs recorded so far: a column per swept parameter (an
 override whose value differs between jobs), the overrides all jobs share written once above the
 Markdown table.  Because the table is rebuilt from
@@ -14,15 +15,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, read_write
 
 from cnnzoo.atomic import atomic_path, write_json_atomic
+from cnnzoo.errors import TrainingInterrupted
 
 STAGES = ("train", "val", "test")
 FIRST_COLUMNS = ["job", "status"]  # then one column per swept parameter
@@ -32,23 +35,37 @@ LAST_COLUMNS = ["epochs", "wall_time_s", "error"]
 class SweepSummary(Callback):
     """Writes ``<sweep dir>/summary.{csv,md}``, one row per job, in multirun mode only."""
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # ${cnnzoo_run_id:} is drawn once per process: a launcher whose jobs run in other processes
+        # (submitit; a requeued job) must get this process's sweep dir, not draw its own.
+        with read_write(config.hydra.sweep):
+            config.hydra.sweep.dir = str(config.hydra.sweep.dir)
+
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         hydra_cfg = job_return.hydra_cfg.hydra
         if hydra_cfg.mode != RunMode.MULTIRUN:
             return
         job_dir = Path(hydra_cfg.runtime.output_dir)
-        record: dict[str, Any] = {"job": hydra_cfg.job.num, "overrides": list(job_return.overrides or [])}
+        overrides = [line for line in job_return.overrides or [] if line.partition("=")[0].lstrip("+~") != "resume"]
+        record: dict[str, Any] = {"job": hydra_cfg.job.num, "overrides": overrides}
+        error = None
         if job_return.status == JobStatus.COMPLETED:
             record["status"] = "completed"
         else:
             error = job_return._return_value  # the exception the job raised
-            record["status"] = "failed"
+            record["status"] = "interrupted" if isinstance(error, TrainingInterrupted) else "failed"
             record["error"] = " ".join(f"{type(error).__name__}: {error}".split())
         metrics_file = job_dir / "metrics.json"
         if metrics_file.is_file():
             record["result"] = json.loads(metrics_file.read_text())
         write_json_atomic(job_dir / "job.json", record)
         write_summary(Path(hydra_cfg.sweep.dir))
+        if isinstance(error, TrainingInterrupted):
+            # Ctrl+C / SIGTERM stops the sweep, not just this job (whose last.ckpt is written):
+            # `resume=true hydra.sweep.dir=<this dir>` carries on from here.
+            print(f"error: {error}\nthe sweep stops here; continue it with resume=true "
+                  f"hydra.sweep.dir={hydra_cfg.sweep.dir}", file=sys.stderr)
+            raise SystemExit(error.exit_code)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         write_summary(Path(config.hydra.sweep.dir))

@@ -99,9 +99,12 @@ class OptunaSweeperImpl(Sweeper):
         )
         self.job_idx = 0
 
-    def _sampler(self) -> Optional[optuna.samplers.BaseSampler]:
+    def _sampler(self, seed_offset: int = 0) -> Optional[optuna.samplers.BaseSampler]:
         if self.sampler_config is None or isinstance(self.sampler_config, optuna.samplers.BaseSampler):
             return self.sampler_config
+        seed = self.sampler_config.get("seed")
+        if seed_offset and seed is not None:
+            return instantiate(self.sampler_config, seed=int(seed) + seed_offset)
         return instantiate(self.sampler_config)
 
     def sweep(self, arguments: List[str]) -> None:
@@ -123,17 +126,32 @@ class OptunaSweeperImpl(Sweeper):
             direction=self.direction,
             load_if_exists=True,
         )
+        resume = bool(OmegaConf.select(self.config, "resume", default=False))
+        stale = [t for t in study.trials if t.state == TrialState.RUNNING] if resume else []
+        if resume and study.trials:
+            # A new process would draw the earlier sweep's first trials again from the same seed.
+            study.sampler = self._sampler(seed_offset=len(study.trials))
         log.info(f"Study name: {study.study_name}")
         log.info(f"Storage: {self.storage}")
         log.info(f"Sampler: {type(study.sampler).__name__}")
         log.info(f"Direction: {self.direction}")
         log.info("Search space: " + ", ".join(f"{k}: {d}" for k, d in distributions.items()))
 
-        remaining = self.n_trials
+        # resume=true: n_trials is the study's total; the trials a stopped sweep left running are
+        # run again first (same params, same job dir: the job resumes from its last.ckpt).
+        finished = sum(t.state != TrialState.RUNNING for t in study.trials) if resume else 0
+        if stale:
+            log.info(f"Resuming trials {[t.number for t in stale]}, {finished} finished")
+        remaining = self.n_trials - finished
         while remaining > 0:
-            trials = [study.ask(distributions) for _ in range(min(self.n_jobs, remaining))]
-            overrides = [(*(f"{key}={value}" for key, value in trial.params.items()), *fixed.values()) for trial in trials]
-            returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+            batch = min(self.n_jobs, remaining)
+            trials = [optuna.trial.Trial(study, t._trial_id) for t in stale[:batch]]
+            stale = stale[batch:]
+            trials += [study.ask(distributions) for _ in range(batch - len(trials))]
+            # In the search space's order: a resumed trial's overrides match its job.json's (resume.job_subdir).
+            overrides = [(*(f"{key}={trial.params[key]}" for key in distributions), *fixed.values()) for trial in trials]
+            # Job dirs are trial numbers: a continued study's jobs never reuse an earlier trial's dir.
+            returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
             self.job_idx += len(returns)
             failures = 0
             for trial, ret in zip(trials, returns):
