@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
 from hydra.types import RunMode
@@ -114,6 +113,8 @@ def apply_threads(cfg: DictConfig) -> None:
         return
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"threads={threads!r}: expected a positive integer (or null for torch's default)")
+    import torch  # not at import time: --help must stay torch-free
+
     torch.set_num_threads(threads)
 
 

@@ -21,7 +21,6 @@ import secrets
 import time
 from pathlib import Path
 
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 
 from cnnzoo.errors import TrainingError
@@ -48,6 +47,8 @@ def lock_run_dir(run_dir: Path) -> None:
     however it dies: a lock file left by a dead run is simply taken over.  Only the global rank 0 of
     a DDP run takes it (the other ranks share the dir on purpose).
     """
+    from lightning.pytorch.utilities import rank_zero_only  # a run imports Lightning anyway; --help does not
+
     if rank_zero_only.rank != 0 or run_dir.resolve() in _held:
         return
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,8 @@ def _hydra_help() -> None:
     """Hydra's help for the running entry point (``conf/<name>.yaml``), then exit."""
     import hydra
 
+    import cnnzoo.cli  # noqa: F401 - registers the resolvers the configs' help templates use
+
     main = sys.modules["__main__"]
     name = (getattr(main, "__spec__", None) and main.__spec__.name or "").rpartition(".")[2]
 

@@ -20,7 +20,7 @@ from typing import Any
 import cnnzoo
 from cnnzoo.errors import ConfigError
 from cnnzoo.models.sequential import KerasSequential
-from cnnzoo.training.module import DEFAULT_OPTIMIZER
+from cnnzoo.training.optim import DEFAULT_OPTIMIZER
 
 
 @dataclasses.dataclass(frozen=True)

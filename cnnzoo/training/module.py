@@ -28,10 +28,9 @@ from lightning.pytorch.utilities import rank_zero_info
 from cnnzoo.errors import ConfigError, ModelError
 from cnnzoo.models import build_sequential, layer_configs, specs, specs_from_configs, summary
 from cnnzoo.training.metrics import ClassCounts
-from cnnzoo.training.optim import create_optimizer, create_scheduler
+from cnnzoo.training.optim import DEFAULT_OPTIMIZER, create_optimizer, create_scheduler
 from cnnzoo.training.optim import check_optimizer, check_scheduler
 
-DEFAULT_OPTIMIZER = {"name": "rmsprop"}  # Keras' compile() default
 STAGES = ("train", "val", "test")
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 

@@ -30,6 +30,9 @@ import torch
 from cnnzoo.errors import ConfigError
 
 
+DEFAULT_OPTIMIZER = {"name": "rmsprop"}  # Keras' compile() default
+
+
 class _KerasOptimizer(torch.optim.Optimizer):
     """Shared step loop: per param group, the params with gradients go to ``_update``."""
 
