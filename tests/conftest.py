@@ -154,3 +154,20 @@ def save_checkpoint(module, path: Path) -> Path:
     trainer.strategy.connect(module)
     trainer.save_checkpoint(path)
     return path
+
+
+def inject_callback(monkeypatch: pytest.MonkeyPatch, callback) -> None:
+    """Put ``callback`` first in the Trainer that ``cnnzoo.train`` builds (for tests that watch steps)."""
+    import lightning as L
+
+    import cnnzoo.train as entry
+
+    real = entry.instantiate
+
+    def instantiate(config, *args, **kwargs):
+        made = real(config, *args, **kwargs)
+        if isinstance(made, L.Trainer):
+            made.callbacks.insert(0, callback)
+        return made
+
+    monkeypatch.setattr(entry, "instantiate", instantiate)

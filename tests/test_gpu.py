@@ -86,7 +86,7 @@ def test_host_syncs_in_100_steps_at_most_one_per_refresh_or_log(tmp_path: Path, 
     import lightning as L
 
     import cnnzoo.train as entry
-    from tests.conftest import compose_run, write_idx_dataset
+    from tests.conftest import compose_run, inject_callback, write_idx_dataset
 
     if DEVICE != "cuda":
         pytest.skip("sync debug mode is CUDA's; tests/performance/test_runs.py counts the CPU proxy")
@@ -114,16 +114,7 @@ def test_host_syncs_in_100_steps_at_most_one_per_refresh_or_log(tmp_path: Path, 
                 steps.add(step)
             caught.clear()
 
-    real = entry.instantiate
-    debug = SyncDebug()
-
-    def with_debug(config, *args, **kwargs):
-        made = real(config, *args, **kwargs)
-        if isinstance(made, L.Trainer):
-            made.callbacks.insert(0, debug)
-        return made
-
-    monkeypatch.setattr(entry, "instantiate", with_debug)
+    inject_callback(monkeypatch, SyncDebug())
     cfg = compose_run("train", tmp_path / "run", "model=fashion_mlp", "data.batch_size=4", "trainer.max_epochs=1",
                       "trainer.accelerator=gpu", "test=false")
     with warnings.catch_warnings(record=True) as recorded:

@@ -11,7 +11,7 @@ import lightning as L
 import torch
 
 from cnnzoo.train import train
-from tests.conftest import compose_run, write_idx_dataset
+from tests.conftest import compose_run, inject_callback, write_idx_dataset
 
 FAST = ("trainer.accelerator=cpu", "~logger", "callbacks.input_inspection=null")
 
@@ -102,17 +102,7 @@ def test_at_most_one_host_sync_per_progress_bar_refresh_or_logging_interval(tmp_
                       "trainer.accelerator=cpu", "test=false")
     cfg.callbacks.progress_bar.refresh_rate = 20
     cfg.trainer.log_every_n_steps = 50
-    import cnnzoo.train as entry
-
-    real = entry.instantiate
-
-    def with_counter(config, *args, **kwargs):
-        made = real(config, *args, **kwargs)
-        if isinstance(made, L.Trainer):
-            made.callbacks.insert(0, counter)
-        return made
-
-    monkeypatch.setattr(entry, "instantiate", with_counter)
+    inject_callback(monkeypatch, counter)
     try:
         train(cfg)
     finally:
