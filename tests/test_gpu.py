@@ -61,9 +61,6 @@ def test_evaluate_and_predict_a_checkpoint_trained_here(data_dir: Path, tmp_path
     assert [len(r["top_k"]) for r in records] == [3, 3]
 
 
-@pytest.mark.xfail(reason="open, found 2026-12-01 and there before this work: a resume from an epoch-end "
-                   "last.ckpt ends with other weights than the uninterrupted run (on CPU too; the mid-epoch "
-                   "resume of tests/training/test_faults.py is identical)", strict=False)
 def test_a_resume_ends_identical_to_an_uninterrupted_run(data_dir: Path, tmp_path: Path):
     # monitor=null: last.ckpt is written every epoch (with a monitor, Lightning writes it only when
     # the monitored metric improves, so last.ckpt can be an older epoch's)

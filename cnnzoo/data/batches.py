@@ -47,6 +47,10 @@ class TensorBatches:
     repeatable and a resumed run continues with the permutation it would have used.  It is also
     resumable in the middle of an epoch: Lightning stores ``state_dict()`` in checkpoints and hands
     it back to ``load_state_dict()``, after which iteration continues with the next untrained batch.
+    A new epoch's number is read from ``current_epoch`` (the trainer's) when it starts, so a run
+    resumed from an epoch-end checkpoint, whose loader state Lightning does not hand back (and
+    whose loader it builds before it restores the epoch count), still shuffles its next epoch as
+    the uninterrupted run did; without it the batches count their own epochs.
     """
 
     def __init__(
@@ -62,7 +66,7 @@ class TensorBatches:
         augment: Augment | None = None,
         rank: int = 0,
         world_size: int = 1,
-        start_epoch: int = 0,
+        current_epoch: Callable[[], int] | None = None,
     ) -> None:
         if images.dtype not in (torch.uint8, torch.float32) or images.ndim != 4:
             raise ValueError(f"images must be uint8 or float32 N x C x H x W, got {images.dtype} {tuple(images.shape)}")
@@ -71,7 +75,8 @@ class TensorBatches:
         self.images, self.labels = images, labels.long()
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
         self.transform, self.augment, self.rank, self.world_size = transform, augment, rank, world_size
-        self.epoch = start_epoch  # the epoch the next iteration serves
+        self.epoch = 0  # the epoch the next iteration serves
+        self.current_epoch = current_epoch
         self._running: int | None = None  # the epoch being served, and how far
         self._yielded, self._skip = 0, 0
         # Every rank sees the same number of samples (DistributedSampler's drop_last semantics) so
@@ -106,6 +111,8 @@ class TensorBatches:
             self.epoch, self._skip = self.epoch + 1, 0
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.current_epoch is not None and not self._skip:  # a new epoch, not a loaded place in one
+            self.epoch = self.current_epoch()
         order = self._order()
         self._running, self._yielded = self.epoch, self._skip
         self.epoch += 1

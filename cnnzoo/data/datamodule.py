@@ -63,7 +63,7 @@ class TensorDataModule(L.LightningDataModule):
             augment=augment,
             rank=trainer.global_rank if trainer is not None else 0,
             world_size=trainer.world_size if trainer is not None else 1,
-            start_epoch=trainer.current_epoch if trainer is not None else 0,
+            current_epoch=(lambda: trainer.current_epoch) if trainer is not None else None,
         )
 
     def train_dataloader(self) -> TensorBatches:

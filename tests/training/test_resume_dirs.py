@@ -1,7 +1,8 @@
 """``resume=true`` on one run dir, through ``cnnzoo.fit(..., run_dir=...)`` (the entry point's own
 ``train``): a completed run is not retrained, an interrupted one resumes and ends bit-identical to an
 uninterrupted run, a changed config is refused naming its keys, a larger ``trainer.max_epochs``
-continues, and resuming without a dir is an error."""
+continues (from the epoch-end checkpoint, to the weights of a run that trained all its epochs at
+once), and resuming without a dir is an error."""
 
 from __future__ import annotations
 
@@ -63,6 +64,10 @@ def test_resume_refuses_a_changed_config_and_continues_to_more_epochs(data_dir: 
     result = json.loads((longer.run_dir / "metrics.json").read_text())
     assert result["status"] == "completed" and result["epochs"] == 2
     assert result["history"]["loss"][0] == first["history"]["loss"][0] and len(result["history"]["loss"]) == 2
+    at_once = cnnzoo.fit(*RUN, run_dir=tmp_path / "at_once")
+    expected, got = _weights(at_once.run_dir), _weights(run_dir)
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+    assert longer.history == at_once.history
 
 
 def test_resume_without_a_dir_is_an_error(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
