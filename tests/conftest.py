@@ -76,13 +76,18 @@ def write_sign_dataset(folder: Path, n_train: int = 72, n_test: int = 48, seed: 
     return arrays
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A data dir with small MNIST, Fashion-MNIST and Sign-MNIST files; caches go to tmp too."""
-    root = tmp_path / "data"
+def write_datasets(root: Path) -> Path:
+    """Small MNIST, Fashion-MNIST and Sign-MNIST files under ``root`` (the same bytes every time)."""
     write_idx_dataset(root / "mnist", seed=1)
     write_idx_dataset(root / "fashion_mnist", seed=2)
     write_sign_dataset(root / "sign_mnist", seed=3)
+    return root
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data dir with small MNIST, Fashion-MNIST and Sign-MNIST files; caches go to tmp too."""
+    root = write_datasets(tmp_path / "data")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("CNNZOO_DATA_DIR", str(root))
     return root

@@ -1,6 +1,7 @@
 """Concurrent runs never share a run dir: the default dir is unique per run (even within one
-second), all DDP ranks of one run share theirs, and a second run on a busy explicit dir is refused.
-Each test starts real ``python -m cnnzoo.train`` processes (in a tmp dir as cwd)."""
+second) and a second run on a busy explicit dir is refused (that all DDP ranks of one run share
+theirs is tests/training/test_ddp.py's).  Each test starts real ``python -m cnnzoo.train`` processes
+(in a tmp dir as cwd)."""
 
 from __future__ import annotations
 
@@ -61,15 +62,3 @@ def test_a_second_run_on_a_busy_run_dir_stops_at_once_and_a_dead_runs_lock_is_ta
     assert (run_dir / ".cnnzoo.lock").read_text().strip() == str(first.pid)
     result = train(compose_run("train", run_dir, "model=mnist_mlp", *TINY))  # in-process: takes the lock over
     assert result["status"] == "completed" and json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
-
-
-def test_the_ranks_of_a_ddp_run_share_one_default_run_dir(data_dir: Path, tmp_path: Path):
-    ddp = popen_cli("train", "model=mnist_mlp", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                    "trainer.max_epochs=1", "test=false", "~logger", "callbacks.input_inspection=null",
-                    cwd=tmp_path, env=_env(data_dir, tmp_path))
-    _, stderr = ddp.communicate(timeout=300)
-    assert ddp.returncode == 0, stderr[-3000:]
-    dirs = list((tmp_path / "outputs").glob("*/*"))
-    assert [d.relative_to(tmp_path / "outputs").parent.name for d in dirs] == ["train"], dirs
-    assert RUN_ID.fullmatch(dirs[0].name)
-    assert (dirs[0] / "metrics.json").exists() and (dirs[0] / "train_ddp_process_1.log").exists()

@@ -172,31 +172,6 @@ def test_help_and_cfg_job_work_as_in_any_hydra_app(tmp_path: Path):
     assert job.returncode == 0 and "arch: asl_cnn" in job.stdout and "SignMNISTDataModule" in job.stdout
 
 
-@pytest.mark.slow
-def test_cpu_ddp_on_two_ranks_trains_as_one_process_with_the_global_batch(data_dir: Path, tmp_path: Path):
-    # fashion_mlp has no BatchNorm and no dropout: two ranks of batch 16, gradients averaged, take the
-    # steps one process takes with batch 32 (rank r holds samples r, r + 2, ... of each permutation).
-    common = ["model=fashion_mlp", "trainer.max_epochs=2", "callbacks.input_inspection=null", "trainer.accelerator=cpu"]
-    run_dir = tmp_path / "ddp"
-    done = run_cli("train", *common, "trainer=ddp", "trainer.devices=2", "data.batch_size=16", f"hydra.run.dir={run_dir}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("Run dir:") + done.stderr.count("Run dir:") == 1
-    result = json.loads((run_dir / "metrics.json").read_text())
-    assert result["epochs"] == 2
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch001.ckpt", "last.ckpt"]
-    assert not list(run_dir.glob(".metrics.json.*"))  # no temp files left by a second writer
-    assert (run_dir / "train_ddp_process_1.log").exists()  # the second process ran in the same dir
-    single = compose_train(tmp_path / "single", *common, "data.batch_size=32")
-    train(single)
-    ddp_weights = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
-    one_weights = torch.load(tmp_path / "single" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
-    for name in ("net.dense.weight", "net.dense.bias", "net.dense_1.weight", "net.dense_1.bias"):
-        assert (ddp_weights[name] - one_weights[name]).abs().max().item() <= 1e-5, name
-    train(compose_train(tmp_path / "local", *common, "data.batch_size=16"))  # one rank's batch alone: other steps
-    local_weights = torch.load(tmp_path / "local" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
-    assert (ddp_weights["net.dense.weight"] - local_weights["net.dense.weight"]).abs().max().item() > 1e-4
-
-
 def test_feature_maps_leave_batchnorm_statistics_alone(data_dir: Path, tmp_path: Path):
     module = ClassifierModule("asl_cnn", 24, [1, 28, 28]).train()
     before = {k: v.clone() for k, v in module.state_dict().items()}
