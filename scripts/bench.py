@@ -18,6 +18,8 @@ Contenders (``--contenders``, comma separated):
                that loop under ``torch.autocast(device, dtype=torch.bfloat16)``.
 * ``naive``    the Lightning baseline a user writes first: ``DataLoader(TensorDataset)``, per-step
                ``self.log(..., prog_bar=True)`` of loss and accuracy, Lightning's defaults.
+* ``lightning`` Lightning's own loop and nothing else: the hand loop's step as a ``training_step`` over
+               the same batches, no callbacks, logger, bar or checkpoints (the floor of any Lightning run).
 * ``keras3_torch``  Keras 3 ``model.fit`` on torch; ``keras3_tf``, ``tf_keras2``: Keras 3 and 2 on
                TensorFlow (``--tf-python <venv python>``); each a ``bench_keras_worker.py`` subprocess.
 
@@ -166,12 +168,22 @@ def hand_loop(s: Setup, channels_last: bool, bf16: bool = False) -> dict:
     return timer.result()
 
 
-class NaiveModule(pl.LightningModule):
-    """What a user writes first: the network, cross-entropy, per-step logging on the progress bar."""
+class BareModule(pl.LightningModule):
+    """The hand loop's step as a LightningModule, in ``layout``."""
 
-    def __init__(self, net, optimizer: dict) -> None:
+    def __init__(self, net, optimizer: dict, layout=torch.channels_last) -> None:
         super().__init__()
-        self.net, self.optimizer_config = net, optimizer
+        self.net, self.optimizer_config, self.layout = net.to(memory_format=layout), optimizer, layout
+
+    def training_step(self, batch, batch_idx):
+        return F.cross_entropy(self.net(batch[0].contiguous(memory_format=self.layout)), batch[1])
+
+    def configure_optimizers(self):
+        return create_optimizer(self.parameters(), **self.optimizer_config)
+
+
+class NaiveModule(BareModule):
+    """What a user writes first: the network (NCHW), cross-entropy, per-step logging on the progress bar."""
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
@@ -181,8 +193,15 @@ class NaiveModule(pl.LightningModule):
         self.log("train_acc", (logits.argmax(dim=1) == labels).float().mean(), on_step=True, prog_bar=True)
         return loss
 
-    def configure_optimizers(self):
-        return create_optimizer(self.parameters(), **self.optimizer_config)
+
+def run_lightning(s: Setup) -> dict:
+    torch.manual_seed(42)
+    timer = StepTimer(s.args.warmup, s.batches)
+    trainer = pl.Trainer(max_epochs=1, accelerator="gpu" if s.args.device == "cuda" else "cpu", devices=1,
+                         callbacks=[timer], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_train_batches=s.batches)
+    trainer.fit(BareModule(s.recipe.network(), s.recipe.optimizer), train_dataloaders=s.datamodule.train_dataloader())
+    return timer.result()
 
 
 def run_naive(s: Setup) -> dict:
@@ -194,7 +213,7 @@ def run_naive(s: Setup) -> dict:
     timer = StepTimer(s.args.warmup)
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, callbacks=[timer],
                          default_root_dir=tempfile.mkdtemp(prefix="naive_", dir=s.tmp))
-    trainer.fit(NaiveModule(s.recipe.network(), s.recipe.optimizer), train_dataloaders=loader)
+    trainer.fit(NaiveModule(s.recipe.network(), s.recipe.optimizer, torch.contiguous_format), train_dataloaders=loader)
     return timer.result()
 
 
@@ -226,6 +245,7 @@ CONTENDERS: dict[str, Callable[[Setup], dict]] = {
     "hand_cl": lambda s: hand_loop(s, channels_last=True),
     "hand_cl_bf16": lambda s: hand_loop(s, channels_last=True, bf16=True),
     "naive": run_naive,
+    "lightning": run_lightning,
     **{kind: (lambda s, kind=kind: run_keras(s, kind)) for kind in KERAS},
 }
 

@@ -19,8 +19,8 @@ import pytest
 from tests.conftest import REPO
 
 MODELS = ["asl_cnn"]
-CONTENDERS = ["cnnzoo", "cnnzoo_bf16", "cnnzoo_compiled", "hand", "hand_cl", "hand_cl_bf16", "naive", "keras3_torch",
-              "keras3_tf", "tf_keras2"]
+CONTENDERS = ["cnnzoo", "cnnzoo_bf16", "cnnzoo_compiled", "hand", "hand_cl", "hand_cl_bf16", "naive", "lightning",
+              "keras3_torch", "keras3_tf", "tf_keras2"]
 
 
 @pytest.mark.slow
@@ -40,7 +40,7 @@ def test_quick_bench_reports_every_contender(data_dir: Path, tmp_path: Path):
         assert list(table) == CONTENDERS
         for contender, row in table.items():
             assert "median" in row or row.get("skipped"), (model, contender, row)
-        for contender in ("cnnzoo", "cnnzoo_bf16", "hand", "hand_cl", "hand_cl_bf16", "naive"):  # torch ones run
+        for contender in ("cnnzoo", "cnnzoo_bf16", "hand", "hand_cl", "hand_cl_bf16", "naive", "lightning"):  # torch ones run
             assert "median" in table[contender], (model, contender, table[contender])
         for contender in ("keras3_tf", "tf_keras2"):
             assert "--tf-python" in table[contender]["skipped"]

@@ -11,10 +11,10 @@
   saves an ``hpc_ckpt_N.ckpt`` in the middle of a step, and which Lightning under SLURM then also loads
   for a later ``trainer.test`` instead of the final weights), and submitit's preemption/timeout
   signal (SIGUSR2; submitit then requeues the job with the same arguments).  ``checkpoints/.requeued`` tells the requeued job to resume (``cnnzoo.training.resume``).  A non-finite
-  training loss stops the run before any checkpoint of the broken weights is written.  The loss is
-  checked on the device (a flag and the step it first went bad, no host sync per step); the host
-  reads the flag once every ``trainer.log_every_n_steps`` steps, before every checkpoint write and
-  at each epoch's end.
+  training loss stops the run before any checkpoint of the broken weights is written.  Each step's
+  loss is copied into a small buffer on its device (one copy, no host sync per step); the host
+  checks the buffer, in one read, every ``trainer.log_every_n_steps`` steps, before every
+  checkpoint write and at each epoch's end.
 - ``check_output_dirs``: an output dir that cannot be written, or a disk without room for the
   checkpoints, is reported before training starts instead of after the first epoch.
 """
@@ -44,7 +44,6 @@ def _requeues(handler: Any) -> bool:
     handlers = getattr(handler, "signal_handlers", [handler])  # Lightning's _HandlersCompose
     names = {getattr(h, "__name__", "") for h in handlers}
     return bool(names & {"_slurm_sigusr_handler_fn", "checkpoint_and_try_requeue"})
-FIRST_BAD = ("epoch", "step", "batch")  # where the training loss first went non-finite
 
 
 def _scontrol_requeue(signum: int, frame: Any) -> None:
@@ -80,8 +79,9 @@ class FaultHandling(L.Callback):
         self._previous: dict[int, Any] = {}
         self._requeue: dict[int, Any] = {}  # signal -> the handler that requeues the job
         self._distributed = False
-        self._bad: torch.Tensor | None = None  # on the loss's device: some loss was non-finite
-        self._first = self._first_loss = None  # where (epoch, step, batch) and what it first was
+        self._losses: torch.Tensor | None = None  # on the loss's device: the losses not checked yet
+        self._positions: list[tuple[int, int, int]] = []  # (epoch, step, batch) of each of them
+        self._failure: str | None = None  # the first non-finite loss found, once found
         self._unchecked_steps = 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -141,32 +141,27 @@ class FaultHandling(L.Callback):
             self.check_loss(trainer)
 
     def _record_loss(self, loss: torch.Tensor, trainer: L.Trainer, batch_idx: int) -> None:
-        """Device-side only: the "bad" flag, and where and what the loss was when it first went bad.
-
-        Python numbers enter ``torch.where`` as kernel arguments, so nothing is copied either way."""
-        if self._bad is None or self._bad.device != loss.device:
-            self._bad = torch.zeros((), dtype=torch.bool, device=loss.device)
-            self._first = {k: torch.full((), -1, dtype=torch.int64, device=loss.device) for k in FIRST_BAD}
-            self._first_loss = torch.zeros((), dtype=loss.dtype, device=loss.device)
-        first_bad = ~torch.isfinite(loss).all() & ~self._bad
-        now = {"epoch": trainer.current_epoch, "step": trainer.global_step, "batch": batch_idx}
-        self._first = {k: torch.where(first_bad, now[k], self._first[k]) for k in FIRST_BAD}
-        self._first_loss = torch.where(first_bad, loss.sum(), self._first_loss)
-        self._bad = self._bad | first_bad
-
-    def loss_went_bad(self) -> bool:
-        """The one host read of the device flag (a sync on an accelerator)."""
-        return self._bad is not None and bool(self._bad.item())
+        """Device-side only: the loss into this interval's slot of the buffer; where it came from stays
+        on the host."""
+        size = max(1, trainer.log_every_n_steps)
+        if self._losses is None or self._losses.device != loss.device or len(self._losses) != size:
+            self._losses = torch.zeros(size, dtype=torch.float32, device=loss.device)
+        self._losses[len(self._positions)] = loss.reshape(())
+        self._positions.append((trainer.current_epoch, trainer.global_step, batch_idx))
 
     def check_loss(self, trainer: L.Trainer) -> None:
-        """Raise ``TrainingError`` if any training loss since the start was non-finite."""
-        self._unchecked_steps = 0
-        if self.loss_went_bad():
-            epoch, step, batch = (int(self._first[k].item()) for k in FIRST_BAD)
-            raise TrainingError(
-                f"non-finite training loss ({self._first_loss.item()}) at epoch {epoch}, "
-                f"step {step} (batch {batch}); the checkpoints written before it are kept"
-            )
+        """Raise ``TrainingError`` if any training loss since the start was non-finite: one host read
+        of the losses recorded since the last check (a sync on an accelerator)."""
+        self._unchecked_steps, positions, self._positions = 0, self._positions, []
+        if positions and self._failure is None:
+            bad = ~torch.isfinite(self._losses[: len(positions)])
+            if bad.any().item():
+                first = int(bad.nonzero()[0].item())
+                epoch, step, batch = positions[first]
+                self._failure = (f"non-finite training loss ({self._losses[first].item()}) at epoch {epoch}, "
+                                 f"step {step} (batch {batch}); the checkpoints written before it are kept")
+        if self._failure is not None:
+            raise TrainingError(self._failure)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         # Runs while Lightning assembles a checkpoint, before it is written: a bad loss stops the write.

@@ -32,12 +32,12 @@ class ClassCounts(Metric):
     @torch.no_grad()
     def update(self, logits: torch.Tensor, labels: torch.Tensor, mean_loss: torch.Tensor | None = None) -> None:
         """Counts of one batch; ``mean_loss``, the batch's mean loss, is summed weighted by its size."""
-        c = self.num_classes
+        c = self.num_classes  # in place (add_, not +=): no nn.Module attribute assignment per step
         if mean_loss is not None:
-            self.loss_sum += mean_loss.detach().double() * len(labels)
-        self.confusion += torch.bincount(labels * c + logits.argmax(dim=1), minlength=c * c)
+            self.loss_sum.add_(mean_loss.detach(), alpha=len(labels))  # summed in float64
+        self.confusion.add_(torch.bincount(labels * c + logits.argmax(dim=1), minlength=c * c))
         top = logits.topk(min(TOP_K, c), dim=1).indices
-        self.top_k_hits += (top == labels[:, None]).any(dim=1).sum()
+        self.top_k_hits.add_((top == labels[:, None]).any(dim=1).sum())
 
     def compute(self) -> dict[str, torch.Tensor]:
         """``accuracy`` (micro), ``f1`` (macro over the classes that occur as target or prediction,
