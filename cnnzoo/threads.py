@@ -131,13 +131,18 @@ def configure(threads: int | None = None) -> ThreadChoice:
     return CHOICE
 
 
-def apply(threads: int | None) -> str:
-    """In the run (torch imported): the configured ``threads``, else this process's choice; returns
-    the one line to log."""
+def apply(threads: int | None, trained_with: int | None = None) -> str:
+    """In the run (torch imported): the configured ``threads``, else the count the checkpoint being
+    resumed was trained with (``trained_with``: a CPU run's results depend on its thread count, so a
+    resume on a busier or quieter machine would otherwise not continue bit for bit), else this
+    process's choice; returns the one line to log."""
     import torch
 
+    why = CHOICE.reason if CHOICE else "not chosen here: started in-process, not as python -m cnnzoo.*"
     if threads:
         torch.set_num_threads(threads)
-    why = CHOICE.reason if CHOICE else "not chosen here: started in-process, not as python -m cnnzoo.*"
+    elif trained_with:
+        torch.set_num_threads(trained_with)
+        why = "the count the resumed checkpoint was trained with: results depend on it"
     policy = os.environ.get("OMP_WAIT_POLICY", "default")
     return f"threads: {torch.get_num_threads()} torch thread(s), OMP_WAIT_POLICY={policy} ({why})"

@@ -134,7 +134,6 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
         return resumed.result, load_classifier(resumed.result["checkpoints"]["last"] or _any_checkpoint(run_dir))
     check_trainer(cfg.trainer)
     quiet_third_party(cfg.get("verbose", False))
-    rank_zero_info(threads.apply(cfg.get("threads")))  # cnnzoo/threads.py
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = datamodule if datamodule is not None else instantiate(cfg.data)
     model = model if model is not None else build_module(cfg, datamodule)
@@ -151,8 +150,8 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     ckpt_path = resumed.ckpt_path or cfg.get("ckpt_path")
     if ckpt_path == "last":
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
-    if ckpt_path:
-        check_resumable(ckpt_path, model)
+    trained_with = check_resumable(ckpt_path, model).get("torch_threads") if ckpt_path else None
+    rank_zero_info(threads.apply(cfg.get("threads"), trained_with))  # cnnzoo/threads.py
     checkpoint = trainer.checkpoint_callback
     if trainer.is_global_zero:
         check_output_dirs([run_dir, *([Path(checkpoint.dirpath)] if checkpoint and checkpoint.dirpath else [])],

@@ -71,15 +71,18 @@ def save_module(module: ClassifierModule, path: str | Path) -> Path:
     return Path(path)
 
 
-def check_resumable(path: str | Path, model: ClassifierModule) -> None:
-    """Resuming ``path`` into ``model`` must not change the architecture, classes or input shape."""
-    stored = read_checkpoint(path)["hyper_parameters"]
+def check_resumable(path: str | Path, model: ClassifierModule) -> dict[str, Any]:
+    """Resuming ``path`` into ``model`` must not change the architecture, classes or input shape;
+    returns the checkpoint."""
+    checkpoint = read_checkpoint(path)
+    stored = checkpoint["hyper_parameters"]
     for key in REQUIRED_HPARAMS:
         if _plain(stored[key]) != _plain(model.hparams[key]):
             raise ConfigError(
                 f"ckpt_path={path}: checkpoint has {key}={stored[key]!r} but this run's model has "
                 f"{key}={model.hparams[key]!r}; resume with the model and data it was trained on"
             )
+    return checkpoint
 
 
 def _plain(value: Any) -> Any:

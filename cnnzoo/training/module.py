@@ -215,8 +215,10 @@ class ClassifierModule(L.LightningModule):
         self._log_epoch("test")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Random state too, so dropout masks after a resume are those of an uninterrupted run."""
+        """Random state too, so dropout masks after a resume are those of an uninterrupted run, and
+        the CPU thread count, which a resume keeps (``cnnzoo.threads.apply``): results depend on it."""
         checkpoint["train_counts_epoch"] = self._counts_epoch
+        checkpoint["torch_threads"] = torch.get_num_threads()
         checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()

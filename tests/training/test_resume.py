@@ -54,3 +54,25 @@ def test_the_logger_does_not_change_the_trained_weights(data_dir: Path, tmp_path
     train(compose_run("train", tmp_path / "logged", *overrides))
     train(compose_run("train", tmp_path / "quiet", *overrides, "~logger", "callbacks.input_inspection=null"))
     _assert_equal(_weights(tmp_path / "logged"), _weights(tmp_path / "quiet"))
+
+
+@pytest.fixture
+def torch_threads():
+    """Puts torch's thread count back after a test that changes it."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_a_resume_keeps_the_thread_count_the_run_was_trained_with(data_dir: Path, tmp_path: Path, torch_threads):
+    # asl_cnn's weights depend on the CPU thread count (BatchNorm, dropout, conv gradients): a run
+    # trained with 1 thread and resumed where the default is 2 goes on with 1, bit for bit.
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    train(compose_run("train", whole, "model=asl_cnn", *SMALL, "threads=1"))
+    with pytest.raises(TrainingInterrupted):
+        train(compose_run("train", cut, "model=asl_cnn", *SMALL, "threads=1", *KILL))
+    torch.set_num_threads(2)
+    train(compose_run("train", cut, "model=asl_cnn", *SMALL, "ckpt_path=last"))
+    assert torch.get_num_threads() == 1
+    _assert_equal(_weights(whole), _weights(cut))
