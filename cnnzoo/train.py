@@ -151,6 +151,8 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     if ckpt_path == "last":
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
     trained_with = check_resumable(ckpt_path, model).get("torch_threads") if ckpt_path else None
+    if trainer.world_size > 1:
+        trained_with = None  # rank 0's count is the one recorded: each rank keeps its own choice
     rank_zero_info(threads.apply(cfg.get("threads"), trained_with))  # cnnzoo/threads.py
     checkpoint = trainer.checkpoint_callback
     if trainer.is_global_zero:
