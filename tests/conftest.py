@@ -93,6 +93,16 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+@pytest.fixture
+def torch_threads():
+    """Puts torch's thread count back after a test that changes it (``threads=N`` in-process)."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 def real_data_dir() -> Path:
     """The real datasets' root; skips (or fails under CI=true) when it is not there."""
     root = os.environ.get("CNNZOO_DATA_DIR")

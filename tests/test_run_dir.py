@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import re
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from cnnzoo.train import train
-from tests.conftest import compose_run, popen_cli
+from tests.conftest import REPO, compose_run, popen_cli
 
 pytestmark = pytest.mark.slow
 
@@ -39,16 +40,16 @@ def test_runs_started_at_once_get_a_run_dir_each(data_dir: Path, tmp_path: Path)
     assert not list(tmp_path.glob("outputs/train/*/.cnnzoo.lock"))  # released at exit
 
 
+# What every run does first (cnnzoo.train calls lock_run_dir before anything else), then stay busy.
+HOLD_LOCK = ("import sys, time; from pathlib import Path; from cnnzoo.run_dir import lock_run_dir; "
+             "lock_run_dir(Path(sys.argv[1])); print('locked', flush=True); time.sleep(600)")
+
+
 def test_a_second_run_on_a_busy_run_dir_stops_at_once_and_a_dead_runs_lock_is_taken_over(data_dir, tmp_path):
     run_dir, env = tmp_path / "run", _env(data_dir, tmp_path)
-    first = popen_cli("train", "model=mnist_mlp", "trainer.max_epochs=10000", "~logger",
-                      "callbacks.input_inspection=null", f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env,
-                      log=tmp_path / "first.log")
+    first = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while not (run_dir / ".cnnzoo.lock").exists() or not (run_dir / ".cnnzoo.lock").read_text().strip():
-            assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-2000:]
-            time.sleep(0.1)
+        assert first.stdout.readline().strip() == "locked"
         second = popen_cli("train", "model=mnist_mlp", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env)
         _, stderr = second.communicate(timeout=300)
         assert second.returncode == 2

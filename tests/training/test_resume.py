@@ -56,14 +56,6 @@ def test_the_logger_does_not_change_the_trained_weights(data_dir: Path, tmp_path
     _assert_equal(_weights(tmp_path / "logged"), _weights(tmp_path / "quiet"))
 
 
-@pytest.fixture
-def torch_threads():
-    """Puts torch's thread count back after a test that changes it."""
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
 def test_a_resume_keeps_the_thread_count_the_run_was_trained_with(data_dir: Path, tmp_path: Path, torch_threads):
     # asl_cnn's weights depend on the CPU thread count (BatchNorm, dropout, conv gradients): a run

@@ -15,8 +15,10 @@ import torch
 
 from tests.conftest import run_cli
 
+# threads=1: results depend on the CPU thread count, which each process would otherwise choose from
+# the machine's load at its start (README "When things go wrong").
 GRID = ["-m", "model=mnist_mlp", "optimizer.lr=1e-3,3e-3", "data.batch_size=16,32", "trainer.max_epochs=2",
-        "callbacks.input_inspection=null", "~logger"]
+        "callbacks.input_inspection=null", "~logger", "threads=1"]
 
 
 def _kill(tmp_path: Path, job: int, step: int) -> list[str]:
