@@ -25,7 +25,9 @@ pytestmark = pytest.mark.slow
 # steps one process takes with batch 32 (rank r holds samples r, r + 2, ... of each permutation).
 COMMON = ["model=fashion_mlp", "trainer.max_epochs=2", "callbacks.input_inspection=null", "trainer.accelerator=cpu",
           "~logger"]
-DDP = [*COMMON, "trainer=ddp", "trainer.devices=2", "data.batch_size=16"]
+# threads=1: results depend on the CPU thread count, which each rank would otherwise choose from the
+# machine's load at its start.
+DDP = [*COMMON, "trainer=ddp", "trainer.devices=2", "data.batch_size=16", "threads=1"]
 KILL = ["+callbacks.kill._target_=tests.fault_injection.SignalAtStep", "+callbacks.kill.step=4", "+callbacks.kill.rank=0"]
 RUN_ID = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_[0-9a-f]{4}")
 
