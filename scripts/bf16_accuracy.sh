@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The bf16 accuracy check: asl_cnn, mnist_cnn, fashion_cnn and their _best recipes, 3 seeds each,
 # trained with precision=bf16 and recorded as scripts/reproduce.py records, so the bf16 table
-# (docs/results_bf16.md) can be read next to the fp32 one (docs/results.md).
+# (docs/results_bf16.md) can be read next to the fp32 one (docs/results.md);
+# scripts/bf16_compare.py prints the two side by side, seed by seed.
 #
 #   CNNZOO_DATA_DIR=/work/shared/data scripts/bf16_accuracy.sh [more reproduce.py options, e.g. --jobs 1]
 #
