@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
 from cnnzoo.training.callbacks import PredictionReport
+from cnnzoo.training.console import watched
 from cnnzoo.training.checkpoints import datamodule_for, open_model
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import also_callable, apply_threads, run, user_errors
@@ -38,7 +39,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     module, datamodule = _model_and_data(cfg)
     report = PredictionReport(png_dir=run_dir)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, callbacks=[report], logger=logger)
+    bar = watched() and cfg.trainer.get("enable_progress_bar", True)  # as in train: no bar frames in a log
+    trainer = instantiate(cfg.trainer, callbacks=[report], logger=logger, enable_progress_bar=bar)
     trainer.test(module, datamodule=datamodule, verbose=False)
     result = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()) if cfg.get("ckpt_path") else None,

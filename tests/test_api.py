@@ -76,6 +76,7 @@ def test_evaluate_and_predict_from_python_equal_the_cli(sign_run, tmp_path: Path
     ckpt = sign_run.checkpoint
     cli = run_cli("evaluate", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'cli'}")
     assert cli.returncode == 0, cli.stderr[-2000:]
+    assert "Testing" not in cli.stdout + cli.stderr  # a pipe gets no progress-bar frames
     stored = json.loads((tmp_path / "cli" / "metrics.json").read_text())
     ours = cnnzoo.evaluate(sign_run, run_dir=tmp_path / "py")
     assert {k: ours[k] for k in stored["metrics"]["test"]} == stored["metrics"]["test"]
