@@ -26,12 +26,21 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 """.format(heavy=HEAVY)
 
 
-def imported(module: str, *args: str) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", WRAPPER, f"cnnzoo.{module}", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    line = next(line for line in done.stdout.splitlines() if line.startswith("MODULES "))
+def start(module: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WRAPPER, f"cnnzoo.{module}", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def heavy_modules(process: subprocess.Popen) -> list[str]:
+    """The heavy modules the started entry point had imported when it exited."""
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-2000:]
+    line = next(line for line in stdout.splitlines() if line.startswith("MODULES "))
     return json.loads(line.removeprefix("MODULES "))
+
+
+def imported(module: str, *args: str) -> list[str]:
+    return heavy_modules(start(module, *args))
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +58,14 @@ def test_help_imports_none_of_them(module: str):
 
 @pytest.mark.slow
 def test_summary_predict_and_export_import_none_of_them(checkpoint: Path, tmp_path: Path):
-    assert imported("summary", "model=asl_cnn") == []
     image = tmp_path / "digit.png"
     from PIL import Image
 
     Image.new("L", (28, 28), 128).save(image)
-    assert imported("predict", f"ckpt_path={checkpoint}", f"inputs=[{image}]", f"hydra.run.dir={tmp_path / 'p'}") == []
-    assert imported("export", f"ckpt_path={checkpoint}", "format=torchscript", f"output={tmp_path / 'm.pt'}") == []
+    started = {  # at once: each is its own process, mostly single-threaded start-up
+        "summary": start("summary", "model=asl_cnn"),
+        "predict": start("predict", f"ckpt_path={checkpoint}", f"inputs=[{image}]", f"hydra.run.dir={tmp_path / 'p'}"),
+        "export": start("export", f"ckpt_path={checkpoint}", "format=torchscript", f"output={tmp_path / 'm.pt'}"),
+    }
+    assert {name: heavy_modules(process) for name, process in started.items()} == {name: [] for name in started}
     assert torch.jit.load(tmp_path / "m.pt")(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
