@@ -38,7 +38,7 @@ from cnnzoo.training.faults import FaultHandling, check_output_dirs
 from cnnzoo.run_dir import lock_run_dir
 from cnnzoo.training.trainer_checks import check_trainer
 from cnnzoo.training.module import ClassifierModule, grouped_metrics
-from cnnzoo import threads
+from cnnzoo import memory, threads
 from cnnzoo.training.precision import configure_precision
 from cnnzoo.training.reuse import test_from_last_validation
 
@@ -134,6 +134,7 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
         return resumed.result, load_classifier(resumed.result["checkpoints"]["last"] or _any_checkpoint(run_dir))
     check_trainer(cfg.trainer)
     quiet_third_party(cfg.get("verbose", False))
+    rank_zero_info(memory.tune())  # cnnzoo/memory.py: no page faults per step
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = datamodule if datamodule is not None else instantiate(cfg.data)
     model = model if model is not None else build_module(cfg, datamodule)

@@ -52,6 +52,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 if __name__ == "__main__":  # before torch, as the entry points: threads and OpenMP wait policy for the free cores
     __import__("cnnzoo.threads").threads.configure()
+    __import__("cnnzoo.memory").memory.tune()  # as cnnzoo.train does, for every contender in this process
 
 import lightning.pytorch as pl  # noqa: E402
 import numpy as np  # noqa: E402

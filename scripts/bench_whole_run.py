@@ -9,6 +9,8 @@ is the median wall time, [min-max] beside it, ratios are paired per round::
 
 * ``cnnzoo``       ``python -m cnnzoo.train model=<model> trainer.max_epochs=1`` (fp32, the default);
 * ``cnnzoo_auto``  the same with ``precision=auto`` (bf16 where the CPU has amx_bf16/avx512_bf16);
+* ``cnnzoo_glibc`` the same with glibc's malloc left as it is (``MALLOC_ARENA_MAX`` set to its default,
+                   8 x cores, which tells ``cnnzoo.memory`` the user chose): what the malloc tuning gains;
 * ``hand``         this file's ``--hand``: torch, the recipe's network/optimizer/batch size, channels_last,
                    the same cached uint8 arrays, one epoch, one pass over the test file, no Lightning;
 * ``tf_keras2``    only with ``--tf-python``: ``bench_keras_worker.py`` on the whole training split (one
@@ -29,7 +31,7 @@ from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parent
 REPO = SCRIPTS.parent
-CONTENDERS = ["cnnzoo", "cnnzoo_auto", "hand", "tf_keras2"]
+CONTENDERS = ["cnnzoo", "cnnzoo_auto", "cnnzoo_glibc", "hand", "tf_keras2"]
 
 
 def hand(model: str, batch_size: int, optimizer: dict) -> dict:
@@ -37,7 +39,7 @@ def hand(model: str, batch_size: int, optimizer: dict) -> dict:
     sys.path.insert(0, str(REPO))
     from cnnzoo import threads
 
-    threads.configure()  # the same thread choice as the entry points, before torch
+    threads.configure()  # the same thread choice as the entry points, before torch (glibc's malloc as it is)
     import torch
     import torch.nn.functional as F
 
@@ -79,6 +81,8 @@ class Run:
             return train
         if contender == "cnnzoo_auto":
             return [*train, "precision=auto"]
+        if contender == "cnnzoo_glibc":
+            return ["env", f"MALLOC_ARENA_MAX={8 * (os.cpu_count() or 1)}", *train]
         if contender == "hand":
             return [sys.executable, __file__, "--hand", "--model", self.args.model, "--batch-size",
                     str(self.recipe.batch_size), "--optimizer", json.dumps(self.recipe.optimizer)]
