@@ -21,5 +21,6 @@ exec "$PY" scripts/reproduce.py \
   --out "$OUT" \
   --records docs/results/bf16_runs \
   --doc docs/results_bf16.md \
+  --curves docs/results_bf16_asl_cnn_curves.png \
   --readme "$OUT/README.scratch.md" \
   "$@" precision=bf16

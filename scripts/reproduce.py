@@ -310,6 +310,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--curves", type=Path, default=None,
+                        help="the learning-curves figure the report shows, rewritten from --out's runs "
+                             "(default: asl_cnn_curves.png beside --doc)")
     parser.add_argument("extra", nargs="*", help="more Hydra overrides for every run, e.g. trainer=gpu")
     args = parser.parse_args()
     if "CNNZOO_DATA_DIR" not in os.environ:
@@ -328,7 +331,7 @@ def main() -> None:
             futures = [pool.submit(run_one, *job, args.out, args.records, args.threads, args.jobs, args.extra) for job in queue]
             for future in as_completed(futures):
                 print(future.result(), flush=True)
-    curves = args.doc.parent / "asl_cnn_curves.png"
+    curves = args.curves or args.doc.parent / "asl_cnn_curves.png"
     plot_curves(args.out, curves)
     print(report(args.records, args.doc, curves))
     update_readme(args.readme, args.records)
