@@ -10,7 +10,8 @@ again: one asl_cnn epoch as ``python -m cnnzoo.train`` took 2.3-3.1 million mino
 after a peak instead of returning it.
 
 :func:`tune` sets this with ``mallopt`` in the running process, so it works from a Jupyter kernel
-too; the entry points call it first (``cnnzoo.startup``), ``cnnzoo.fit`` before it trains.  A
+too; ``cnnzoo.train.train_model`` calls it before it loads data or builds a model, so every
+training run (``python -m cnnzoo.train``, ``cnnzoo.fit``, ``Sequential.fit``) gets it.  A
 ``MALLOC_*`` environment variable set by the user means they chose: nothing is changed.  On a C
 library other than glibc nothing is changed either.  No torch import here.
 """
@@ -49,5 +50,4 @@ def _apply() -> str:
     failed = [option for option, value in SETTINGS.items() if mallopt(option, value) != 1]
     if failed:
         return f"malloc: glibc refused mallopt option(s) {failed}"
-    return ("malloc: freed memory kept for reuse (blocks up to 32 MiB from the heap, trimmed beyond "
-            "512 MiB): no page faults per step")
+    return "malloc: freed memory kept for reuse (blocks up to 32 MiB from the heap, trimmed beyond 512 MiB)"

@@ -134,7 +134,7 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
         return resumed.result, load_classifier(resumed.result["checkpoints"]["last"] or _any_checkpoint(run_dir))
     check_trainer(cfg.trainer)
     quiet_third_party(cfg.get("verbose", False))
-    rank_zero_info(memory.tune())  # cnnzoo/memory.py: no page faults per step
+    rank_zero_info(memory.tune())  # cnnzoo/memory.py: buffers reused, not faulted in every step
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = datamodule if datamodule is not None else instantiate(cfg.data)
     model = model if model is not None else build_module(cfg, datamodule)
