@@ -73,6 +73,9 @@ def run(main: Callable[[], Any]) -> None:
     """
     from hydra._internal import utils as hydra_utils
 
+    from cnnzoo.startup import imported
+
+    imported()  # cnnzoo/startup.py: the imports, collector-free until here, are frozen
     report = hydra_utils.run_and_report
     hydra_utils.run_and_report = lambda func: report(lambda: _unknown_keys_reported(func))
     try:

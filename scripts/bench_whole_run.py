@@ -153,9 +153,10 @@ def main(argv: list[str] | None = None) -> dict:
                 log(f"round {round_ + 1}/{args.rounds} {contender}: "
                     + (outcome if isinstance(outcome, str) else f"{outcome:.1f} s"))
     cells = {c: spread(v, 2) for c, v in walls.items() if c not in errors}
-    # speed ratios (hand's wall time over the contender's): >= 1 means as fast as the hand loop
-    per_round = {f"hand / {c}": [h / w for h, w in zip(walls["hand"], walls[c])]
-                 for c in cells if c != "hand" and "hand" in cells}
+    # speed ratios, the anchor's wall time over the contender's (>= 1: as fast as the anchor), paired per round
+    per_round = {f"{anchor} / {c}": [a / w for a, w in zip(walls[anchor], walls[c])]
+                 for anchor in ("hand", "tf_keras2") if anchor in cells
+                 for c in cells if c != anchor and not (anchor == "tf_keras2" and c == "hand")}
     ratios = {k: spread(v) for k, v in per_round.items()}
     result = {"meta": {"command": " ".join(["scripts/bench_whole_run.py", *(sys.argv[1:] if argv is None else argv)]),
                        "date": time.strftime("%Y-%m-%d"), "cpu": cpu_info(), "model": args.model,
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
              f"{args.model}, one epoch as a whole process: wall s, median [min-max] of {args.rounds} interleaved round(s)", ""]
     lines += markdown(["contender", "wall s"], [[c, f"{r['median']:.1f} [{r['min']:.1f}-{r['max']:.1f}]" if "median" in r
                                                  else next(iter(r.values()))] for c, r in result["wall_s"].items()])
-    lines += paired_lines(ratios)  # hand's wall time over the contender's: >= 1 is as fast as the hand loop
+    lines += paired_lines(ratios)  # the anchor's wall time over the contender's: >= 1 is as fast as the anchor
     return publish(result, lines, args.json)
 
 
