@@ -53,6 +53,7 @@ if str(REPO) not in sys.path:
 if __name__ == "__main__":  # before torch, as the entry points: threads and OpenMP wait policy for the free cores
     __import__("cnnzoo.threads").threads.configure()
     __import__("cnnzoo.memory").memory.tune()  # as cnnzoo.train does, for every contender in this process
+    __import__("gc").disable()  # as cnnzoo.startup.begin does; the imports are frozen at the bottom
 
 import lightning.pytorch as pl  # noqa: E402
 import numpy as np  # noqa: E402
@@ -404,4 +405,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    __import__("cnnzoo.startup").startup.imported()  # as cnnzoo.cli.run does, for every contender in this process
     main()
