@@ -24,7 +24,7 @@ Contenders (``--contenders``, comma separated):
                TensorFlow (``--tf-python <venv python>``); each a ``bench_keras_worker.py`` subprocess.
 
 ``--extras`` adds Sign-MNIST CSV load times and, for a ``python -m cnnzoo.train`` process, the time to
-its first step and its peak RSS.  ``--quick``: one round of a few steps (tests/test_bench_smoke.py).
+its first step and its peak RSS.  ``--quick``: one round of a few steps (tests/performance/test_scripts.py).
 ``--device cuda``: the torch contenders on the GPU, data resident there as uint8 from the start, timed
 between ``torch.cuda.synchronize()`` calls (Keras stays on CPU).
 """
@@ -65,16 +65,13 @@ from omegaconf import open_dict
 
 WORKER = Path(__file__).resolve().with_name("bench_keras_worker.py")
 
+from bench_report import cpu_info, cpu_line, log, markdown  # noqa: E402 - scripts/ is this file's folder
 from cnnzoo.models import specs  # noqa: E402 - after the repo root is on sys.path
 from cnnzoo.recipes import recipe  # noqa: E402
 from cnnzoo.train import train  # noqa: E402
 from cnnzoo.training.optim import create_optimizer  # noqa: E402
 
 KERAS = {"keras3_torch": "torch", "keras3_tf": "tensorflow", "tf_keras2": "tf_keras"}
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class StepTimer(pl.Callback):
@@ -309,26 +306,8 @@ def ratios(results: dict) -> dict:
             for m, med in medians.items()}
 
 
-def cpu_info() -> dict:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = set(fields.get("flags", "").split())
-    return {"model": fields.get("model name") or platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "bf16_flags": {flag: flag in flags for flag in ("avx512_bf16", "amx_bf16")}}
-
-
-def markdown(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|", *("| " + " | ".join(r) + " |" for r in rows)]
-
-
 def cell(row: dict) -> str:
     return f"{row['median']:,.0f} [{row['min']:,.0f}-{row['max']:,.0f}]" if "median" in row else next(iter(row))
-
-
-def cpu_line(cpu: dict) -> str:
-    flags = ", ".join(f"{flag} {'yes' if on else 'no'}" for flag, on in cpu["bf16_flags"].items())
-    return f"CPU: {cpu['model']} ({cpu['cores']} cores); bf16 flags: {flags}"
 
 
 def format_table(result: dict) -> str:

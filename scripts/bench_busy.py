@@ -100,9 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(worker(args.worker, args.model, args.batch_size, json.loads(args.optimizer), args.warmup,
                                 args.steps)))
         return {}
-    sys.path.insert(0, str(SCRIPTS))
-    from bench import cpu_info, cpu_line, log, markdown
-    from bench_extras import paired_lines, publish, spread
+    sys.path[:0] = [str(SCRIPTS), str(REPO)]
+    from bench_report import cpu_info, cpu_line, log, markdown, paired_lines, publish, spread
 
     from cnnzoo.recipes import recipe
 

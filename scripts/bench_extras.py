@@ -1,15 +1,12 @@
 #!/usr/bin/env python
 """``scripts/bench.py --extras``: Sign-MNIST CSV load times and a whole ``cnnzoo.train`` process's start-up
 (time to its first optimizer step, peak RSS).  Imported by bench.py; ``FirstStep`` is the callback the
-started process instantiates (``scripts/`` is on its PYTHONPATH).  Also the table helpers of the other
-bench_*.py scripts (per-round spreads, paired ratios)."""
+started process instantiates (``scripts/`` is on its PYTHONPATH)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -65,25 +62,3 @@ def extras(tmp: Path) -> dict:
                            "first_step_s": round(float((tmp / "first_step").read_text()) - started, 2),
                            "peak_rss_mb": round(usage.ru_maxrss / 1024)}
     return out
-
-
-def spread(values: list[float], digits: int = 3) -> dict:
-    """Median [min-max] of per-round values (the other scripts' cells and paired ratios)."""
-    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
-            "max": round(max(values), digits), "rounds": [round(v, 3) for v in values]}
-
-
-def publish(result: dict, lines: list[str], path: str | None) -> dict:
-    """Print the table; write every round's number as JSON to ``path``."""
-    print("\n".join(lines))
-    if path:
-        Path(path).write_text(json.dumps(result, indent=2))
-    return result
-
-
-def paired_lines(ratios: dict, suffix: str = "x") -> list[str]:
-    """The table of per-round (paired) ratios: median [min-max]."""
-    from bench import markdown
-
-    rows = [[k, f"{v['median']:.2f}{suffix} [{v['min']:.2f}-{v['max']:.2f}]"] for k, v in ratios.items()]
-    return ["", *markdown(["ratio (paired per round)", "median [min-max]"], rows)]

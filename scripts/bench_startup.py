@@ -46,9 +46,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 7)
-    sys.path.insert(0, str(SCRIPTS))
-    from bench import cpu_info, cpu_line, log, markdown
-    from bench_extras import paired_lines, publish, spread
+    sys.path[:0] = [str(SCRIPTS), str(REPO)]
+    from bench_report import cpu_info, cpu_line, log, markdown, paired_lines, publish, spread
 
     with tempfile.TemporaryDirectory(prefix="cnnzoo-startup-") as tmp:
         ckpt, image = checkpoint(Path(tmp))

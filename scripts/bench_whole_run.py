@@ -131,9 +131,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(hand(args.model, args.batch_size, json.loads(args.optimizer))))
         return {}
     args.rounds = args.rounds or (1 if args.quick else 5)
-    sys.path.insert(0, str(SCRIPTS))
-    from bench import cpu_info, cpu_line, log, markdown, recipe
-    from bench_extras import paired_lines, publish, spread
+    sys.path[:0] = [str(SCRIPTS), str(REPO)]
+    from bench_report import cpu_info, cpu_line, log, markdown, paired_lines, publish, spread
+
+    from cnnzoo.recipes import recipe
 
     contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     skipped = {"tf_keras2": "no --tf-python given (a venv with tensorflow-cpu and tf_keras)"} if not args.tf_python else {}

@@ -1,8 +1,9 @@
 """The measuring scripts run end to end in ``--quick`` mode on small generated data and report what
-they promise (structure only, never a speed); ``scripts/gpu_check.sh --dry-run`` runs every step of
-the GPU check on the CPU and writes its results file.
+they promise (structure only, never a speed): ``bench.py`` gives every requested contender a result
+or says why it was skipped (the TensorFlow ones without ``--tf-python``); ``scripts/gpu_check.sh
+--dry-run`` runs every step of the GPU check on the CPU and writes its results file.
 
-The four scripts are started together by one module fixture and each test waits for its own: they
+The five scripts are started together by one module fixture and each test waits for its own: they
 are mostly process start-ups (single-threaded imports), so on 2 cores they overlap well, and what
 they measure when sharing the machine is irrelevant here."""
 
@@ -20,16 +21,20 @@ from tests.conftest import REPO, write_datasets
 
 SCRIPTS = REPO / "scripts"
 pytestmark = pytest.mark.slow
+BENCH_CONTENDERS = ["cnnzoo", "cnnzoo_bf16", "cnnzoo_compiled", "hand", "hand_cl", "hand_cl_bf16", "naive", "lightning",
+                    "keras3_torch", "keras3_tf", "tf_keras2"]
 
 
 @pytest.fixture(scope="module")
 def scripts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[subprocess.Popen, Path]]:
     """name -> (its started process, its output dir)."""
     root = tmp_path_factory.mktemp("scripts")
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "KERAS_BACKEND")}
     env.update(PYTHON=sys.executable, CNNZOO_DATA_DIR=str(write_datasets(root / "data")),  # gpu_check.sh's python
                XDG_CACHE_HOME=str(root / "cache"))
-    commands = {
+    commands = {  # one model for bench.py (asl_cnn: the CSV dataset, BatchNorm, RMSprop); the others share its code
+        "bench": [sys.executable, str(SCRIPTS / "bench.py"), "--quick", "--extras", "--models", "asl_cnn",
+                  "--contenders", ",".join(BENCH_CONTENDERS)],
         "whole": [sys.executable, str(SCRIPTS / "bench_whole_run.py"), "--quick", "--contenders", "cnnzoo,hand,tf_keras2"],
         "busy": [sys.executable, str(SCRIPTS / "bench_busy.py"), "--quick"],
         "startup": [sys.executable, str(SCRIPTS / "bench_startup.py"), "--quick"],
@@ -53,6 +58,29 @@ def finished(scripts: dict, name: str, timeout: int = 300) -> tuple[str, Path]:
     stdout, stderr = process.communicate(timeout=timeout)
     assert process.returncode == 0, stderr[-3000:]
     return stdout, out
+
+
+def test_bench_quick_reports_every_contender(scripts):
+    stdout, out = finished(scripts, "bench")
+    result = json.loads((out / "result.json").read_text())
+    assert result["meta"]["rounds"] == 1 and result["meta"]["contenders"] == BENCH_CONTENDERS
+    table = result["results"]["asl_cnn"]
+    assert list(result["results"]) == ["asl_cnn"] and list(table) == BENCH_CONTENDERS
+    for contender in ("cnnzoo", "cnnzoo_bf16", "hand", "hand_cl", "hand_cl_bf16", "naive", "lightning"):  # torch ones run
+        assert "median" in table[contender], (contender, table[contender])
+    assert "median" in table["keras3_torch"] or table["keras3_torch"].get("skipped"), table["keras3_torch"]
+    for contender in ("keras3_tf", "tf_keras2"):
+        assert "--tf-python" in table[contender]["skipped"]
+    assert "--device cuda" in table["cnnzoo_compiled"]["skipped"]
+    assert {"cnnzoo / hand_cl", "cnnzoo_bf16 / cnnzoo", "hand_cl_bf16 / hand_cl"} <= set(result["ratios"]["asl_cnn"])
+    assert set(result["meta"]["cpu"]["bf16_flags"]) == {"avx512_bf16", "amx_bf16"}
+    assert "error" not in result["extras"]["sign_mnist_csv_load_s"], result["extras"]
+    assert "error" not in result["extras"]["cnnzoo_train"], result["extras"]
+    lines = stdout.splitlines()
+    assert lines[0].startswith("CPU: ") and "bf16 flags: avx512_bf16" in lines[0]
+    assert any(line.startswith("| cnnzoo |") for line in lines)
+    assert any(line.startswith("| cnnzoo / hand_cl |") for line in lines)
+    assert "tf_keras2 skipped: no --tf-python" in stdout
 
 
 def test_whole_run_bench_quick(scripts):
