@@ -1,7 +1,8 @@
 """Entry points import only what they use: after ``--help``, ``summary``, ``predict`` and ``export``
 Lightning, torchmetrics and torchvision are not in ``sys.modules``; and what they imported is frozen
-out of the cyclic collector, which is on again for the work (``cnnzoo.startup``).  Untimed; each entry
-point runs in a subprocess under a wrapper that prints the check at exit."""
+out of the cyclic collector, which is on again for the work (``cnnzoo.startup``), while one called
+in-process leaves the caller's collector alone.  Untimed; each entry point runs in a subprocess under a
+wrapper that prints the check at exit."""
 
 from __future__ import annotations
 
@@ -74,3 +75,15 @@ def test_summary_predict_and_export_import_none_of_them(checkpoint: Path, tmp_pa
     for name, s in state.items():  # torch alone leaves some 45,000 objects to freeze
         assert s["GC"]["enabled"] and s["GC"]["frozen"] > 10_000, (name, s["GC"])
     assert torch.jit.load(tmp_path / "m.pt")(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_an_entry_point_called_in_process_leaves_the_callers_collector_alone(capsys):
+    import gc
+
+    import cnnzoo.summary
+    from tests.conftest import run_main
+
+    frozen = gc.get_freeze_count()
+    run_main(cnnzoo.summary, "model=mnist_mlp")
+    assert "mnist_mlp" in capsys.readouterr().out  # it ran
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
