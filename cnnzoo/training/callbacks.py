@@ -54,7 +54,6 @@ class PredictionReport(L.Callback):
         self.max_images = max_images
         self.results: dict[str, dict[str, Any]] = {}
         self.validated_step: int | None = None  # global step of the last validation (not the sanity check)
-        self._kept: dict[str, Any] = {}  # the last validation's figures
 
     def _reset(self) -> None:
         self.seen = 0
@@ -91,23 +90,9 @@ class PredictionReport(L.Callback):
         self._report(trainer, pl_module, "test")
 
     def report_validation_as_test(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """The last validation's matrix and mistakes as the test stage's (same file, same weights);
-        its figures, kept from that validation, are retitled and written, not drawn again."""
-        kept, self._kept = self._kept, {}
-        if not kept:
-            self._report(trainer, pl_module, "test", source="val")
-            return
-        self.results["test"] = self.results["val"]
-        kept["confusion_matrix"].axes[0].set_title("test confusion matrix")
-        self._show(trainer, "test", kept)
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._close_kept()
-
-    def _close_kept(self) -> None:
-        for fig in getattr(self, "_kept", {}).values():
-            plt.close(fig)
-        self._kept: dict[str, Any] = {}
+        """The last validation's matrix and mistakes as the test stage's (same file, same weights),
+        drawn with test titles: fit has closed that validation's figures by then."""
+        self._report(trainer, pl_module, "test", source="val")
 
     def _report(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, source: str | None = None) -> None:
         if not trainer.is_global_zero:
@@ -118,27 +103,23 @@ class PredictionReport(L.Callback):
             "confusion_matrix": matrix.tolist(),
             "misclassified": [{"index": i, "predicted": names[p], "expected": names[e]} for i, p, e, _ in self.mistakes],
         }
-        self._close_kept()
         if _tensorboard(trainer) is None and not (stage == "test" and self.png_dir is not None):
             return  # no one to show a figure to: none is drawn
         figures = {
             "confusion_matrix": confusion_matrix_figure(matrix, names, f"{stage} confusion matrix"),
             "misclassified": self._mistakes_figure(names),
         }
-        self._show(trainer, stage, figures, keep=stage == "val")
+        self._show(trainer, stage, figures)
 
-    def _show(self, trainer: L.Trainer, stage: str, figures: dict[str, Any], keep: bool = False) -> None:
-        """To TensorBoard, and for the test stage to PNGs; a validation's are kept until the next one
-        (the last one's may become the test stage's)."""
+    def _show(self, trainer: L.Trainer, stage: str, figures: dict[str, Any]) -> None:
+        """To TensorBoard, and for the test stage to PNGs; then closed."""
         writer = _tensorboard(trainer)
         for name, fig in figures.items():
             if writer is not None:
                 writer.add_figure(f"{stage}/{name}", fig, global_step=trainer.global_step, close=False)
             if stage == "test" and self.png_dir is not None:
                 save_png(fig, self.png_dir / f"{name}.png")
-            if not keep:
-                plt.close(fig)
-        self._kept = figures if keep else {}
+            plt.close(fig)
 
     def _mistakes_figure(self, names: list[str]):
         if self.mistakes:
