@@ -19,7 +19,6 @@ library other than glibc nothing is changed either.  No torch import here.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
@@ -46,7 +45,7 @@ def _apply() -> str:
         return f"malloc: left as set by you ({', '.join(user)})"
     if platform.libc_ver()[0] != "glibc":
         return "malloc: not glibc, left as it is"
-    mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    mallopt = ctypes.CDLL(None).mallopt  # the running process's own glibc, no library search
     failed = [option for option, value in SETTINGS.items() if mallopt(option, value) != 1]
     if failed:
         return f"malloc: glibc refused mallopt option(s) {failed}"

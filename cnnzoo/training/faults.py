@@ -127,7 +127,7 @@ class FaultHandling(L.Callback):
         self.check_loss(trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        """Notes whether the loss is finite without a host sync; the note is read (one sync) every
+        """Records the loss without a host sync; the records are read (one sync) every
         ``log_every_n_steps`` steps, when Lightning syncs to log anyway, before any checkpoint write
         and at each epoch's end, so broken weights are never saved.  Under DDP the ranks also agree
         here on a stop signal one of them received."""
