@@ -19,12 +19,13 @@ Contenders (``--contenders``, comma separated):
 * ``naive``    the Lightning baseline a user writes first: ``DataLoader(TensorDataset)``, per-step
                ``self.log(..., prog_bar=True)`` of loss and accuracy, Lightning's defaults.
 * ``lightning`` Lightning's own loop and nothing else: the hand loop's step as a ``training_step`` over
-               the same batches, no callbacks, logger, bar or checkpoints (the floor of any Lightning run).
+               the same batches, no callbacks, logger, bar or checkpoints (the floor of any Lightning run);
+               ``lightning_manual``: that step under manual optimization (what leaving the automatic one gains).
 * ``keras3_torch``  Keras 3 ``model.fit`` on torch; ``keras3_tf``, ``tf_keras2``: Keras 3 and 2 on
                TensorFlow (``--tf-python <venv python>``); each a ``bench_keras_worker.py`` subprocess.
 
-``--extras`` adds Sign-MNIST CSV load times and, for a ``python -m cnnzoo.train`` process, the time to
-its first step and its peak RSS.  ``--quick``: one round of a few steps (tests/performance/test_scripts.py).
+``--extras`` adds Sign-MNIST CSV load times (a ``python -m cnnzoo.train`` process's time to its first
+step and peak RSS are ``bench_whole_run.py``'s).  ``--quick``: one round of a few steps (tests/performance/test_scripts.py).
 ``--device cuda``: the torch contenders on the GPU, data resident there as uint8 from the start, timed
 between ``torch.cuda.synchronize()`` calls (Keras stays on CPU).
 """
@@ -181,6 +182,19 @@ class BareModule(pl.LightningModule):
         return create_optimizer(self.parameters(), **self.optimizer_config)
 
 
+class ManualModule(BareModule):
+    """BareModule's step with Lightning's manual optimization: no closure, no automatic-optimization hooks."""
+
+    automatic_optimization = False
+
+    def training_step(self, batch, batch_idx):
+        loss, optimizer = super().training_step(batch, batch_idx), self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+        return loss
+
+
 class NaiveModule(BareModule):
     """What a user writes first: the network (NCHW), cross-entropy, per-step logging on the progress bar."""
 
@@ -193,13 +207,13 @@ class NaiveModule(BareModule):
         return loss
 
 
-def run_lightning(s: Setup) -> dict:
+def run_lightning(s: Setup, module: type[BareModule] = BareModule) -> dict:
     torch.manual_seed(42)
     timer = StepTimer(s.args.warmup, s.batches)
     trainer = pl.Trainer(max_epochs=1, accelerator="gpu" if s.args.device == "cuda" else "cpu", devices=1,
                          callbacks=[timer], logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_train_batches=s.batches)
-    trainer.fit(BareModule(s.recipe.network(), s.recipe.optimizer), train_dataloaders=s.datamodule.train_dataloader())
+    trainer.fit(module(s.recipe.network(), s.recipe.optimizer), train_dataloaders=s.datamodule.train_dataloader())
     return timer.result()
 
 
@@ -245,6 +259,7 @@ CONTENDERS: dict[str, Callable[[Setup], dict]] = {
     "hand_cl_bf16": lambda s: hand_loop(s, channels_last=True, bf16=True),
     "naive": run_naive,
     "lightning": run_lightning,
+    "lightning_manual": lambda s: run_lightning(s, ManualModule),
     **{kind: (lambda s, kind=kind: run_keras(s, kind)) for kind in KERAS},
 }
 
@@ -341,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="1 round of 2 steps after 1 (the smoke test)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for every torch contender")
     parser.add_argument("--tf-python", default=None, help="python of a venv with tensorflow-cpu (and tf_keras)")
-    parser.add_argument("--extras", action="store_true", help="add CSV load times and a cnnzoo.train start-up")
+    parser.add_argument("--extras", action="store_true", help="add Sign-MNIST CSV load times")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 5)
@@ -371,7 +386,7 @@ def main(argv: list[str] | None = None) -> dict:
             result["results"][model] = bench_model(model, contenders, args, Path(tempfile.mkdtemp(dir=tmp)))
         result["ratios"] = ratios(result["results"])
         if args.extras:
-            log("extras: Sign-MNIST CSV load, cnnzoo.train start-up")
+            log("extras: Sign-MNIST CSV load")
             from bench_extras import extras  # noqa: PLC0415 - scripts/ is on sys.path when bench.py runs
 
             result["extras"] = extras(Path(tmp))

@@ -3,7 +3,9 @@
 
 Each contender is a fresh process timed from start to exit (imports, data load, one training epoch,
 one evaluation of the test file, writing results), interleaved and rotated over ``--rounds``; a cell
-is the median wall time, [min-max] beside it, ratios are paired per round::
+is the median wall time, [min-max] beside it, ratios are paired per round.  Beside the wall time: each
+process's peak RSS, and for the cnnzoo contenders the time to the end of their first optimizer step
+(``bench_probe.FirstStep``, a callback added by the command line)::
 
     CNNZOO_DATA_DIR=/work/shared/data .venv/bin/python scripts/bench_whole_run.py --json whole.json
 
@@ -26,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -76,7 +79,8 @@ class Run:
 
     def command(self, contender: str) -> list[str] | None:
         train = [sys.executable, "-m", "cnnzoo.train", f"model={self.args.model}", "trainer.max_epochs=1",
-                 f"hydra.run.dir={tempfile.mkdtemp(dir=self.tmp)}", "trainer.accelerator=cpu"]
+                 f"hydra.run.dir={tempfile.mkdtemp(dir=self.tmp)}", "trainer.accelerator=cpu",
+                 "+callbacks.first_step._target_=bench_probe.FirstStep"]
         if contender == "cnnzoo":
             return train
         if contender == "cnnzoo_auto":
@@ -106,13 +110,27 @@ class Run:
                 "--warmup-steps", "1", "--out", str(self.tmp / "keras.json")]
 
 
-def timed(command: list[str]) -> float | str:
+def timed(command: list[str], tmp: Path) -> dict | str:
+    """Wall s, peak RSS (MB) and, where the process wrote it, the first step (s after the start); or an error."""
+    first_step = tmp / "first_step"
+    first_step.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
-    env |= {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    wall = time.perf_counter() - started
-    return wall if done.returncode == 0 else f"exit {done.returncode}: {done.stderr.strip()[-300:]}"
+    env |= {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+            "BENCH_FIRST_STEP": str(first_step), "PYTHONPATH": os.pathsep.join(filter(None, [str(SCRIPTS),
+                                                                                            env.get("PYTHONPATH")]))}
+    with open(tmp / "output.log", "w+") as output:
+        started, clock = time.time(), time.perf_counter()
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=output)
+        deadline = threading.Timer(900, process.kill)  # a hung contender ends as an error, not a hung benchmark
+        deadline.start()
+        _, status, usage = os.wait4(process.pid, 0)  # usage: this child's own peak RSS
+        wall = time.perf_counter() - clock
+        deadline.cancel()
+        if status:
+            output.seek(0)
+            return f"exit {os.waitstatus_to_exitcode(status)}: {output.read().strip()[-300:]}"
+    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024,
+            **({"first_step_s": float(first_step.read_text()) - started} if first_step.exists() else {})}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -140,20 +158,24 @@ def main(argv: list[str] | None = None) -> dict:
     skipped = {"tf_keras2": "no --tf-python given (a venv with tensorflow-cpu and tf_keras)"} if not args.tf_python else {}
     running = [c for c in contenders if c not in skipped]
     walls: dict[str, list[float]] = {c: [] for c in running}
+    probes: dict[str, dict[str, list[float]]] = {c: {} for c in running}  # first_step_s, peak_rss_mb
     errors: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="cnnzoo-whole-") as tmp:
         run = Run(args, Path(tmp), recipe(args.model))
         for round_ in range(args.rounds):
             shift = round_ % len(running)
             for contender in [c for c in running[shift:] + running[:shift] if c not in errors]:
-                outcome = timed(run.command(contender))
+                outcome = timed(run.command(contender), Path(tmp))
                 if isinstance(outcome, str):
                     errors[contender] = outcome
                 else:
-                    walls[contender].append(outcome)
+                    walls[contender].append(outcome.pop("wall_s"))
+                    for key, value in outcome.items():
+                        probes[contender].setdefault(key, []).append(value)
                 log(f"round {round_ + 1}/{args.rounds} {contender}: "
-                    + (outcome if isinstance(outcome, str) else f"{outcome:.1f} s"))
+                    + (outcome if isinstance(outcome, str) else f"{walls[contender][-1]:.1f} s"))
     cells = {c: spread(v, 2) for c, v in walls.items() if c not in errors}
+    probed = {c: {key: spread(v, 2) for key, v in probes[c].items()} for c in cells}
     # speed ratios, the anchor's wall time over the contender's (>= 1: as fast as the anchor), paired per round
     per_round = {f"{anchor} / {c}": [a / w for a, w in zip(walls[anchor], walls[c])]
                  for anchor in ("hand", "tf_keras2") if anchor in cells
@@ -164,11 +186,16 @@ def main(argv: list[str] | None = None) -> dict:
                        "rounds": args.rounds, "contenders": contenders},
               "wall_s": {**cells, **{c: {"skipped": why} for c, why in skipped.items() if c in contenders},
                          **{c: {"error": e} for c, e in errors.items()}},
-              "ratios": ratios}
+              "ratios": ratios, "probes": probed}
+
+    def cell(r: dict | None, digits: int) -> str:
+        return "-" if r is None else f"{r['median']:,.{digits}f} [{r['min']:,.{digits}f}-{r['max']:,.{digits}f}]"
+
     lines = [cpu_line(result["meta"]["cpu"]),
-             f"{args.model}, one epoch as a whole process: wall s, median [min-max] of {args.rounds} interleaved round(s)", ""]
-    lines += markdown(["contender", "wall s"], [[c, f"{r['median']:.1f} [{r['min']:.1f}-{r['max']:.1f}]" if "median" in r
-                                                 else next(iter(r.values()))] for c, r in result["wall_s"].items()])
+             f"{args.model}, one epoch as a whole process: median [min-max] of {args.rounds} interleaved round(s)", ""]
+    lines += markdown(["contender", "wall s", "first step s", "peak RSS MB"],
+                      [[c, cell(r, 1), cell(probed[c].get("first_step_s"), 2), cell(probed[c].get("peak_rss_mb"), 0)]
+                       if "median" in r else [c, next(iter(r.values())), "", ""] for c, r in result["wall_s"].items()])
     lines += paired_lines(ratios)  # the anchor's wall time over the contender's: >= 1 is as fast as the anchor
     return publish(result, lines, args.json)
 

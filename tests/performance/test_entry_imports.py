@@ -42,10 +42,6 @@ def at_exit(process: subprocess.Popen) -> dict:
             for key in ("MODULES", "GC") if line.startswith(key + " ")}
 
 
-def imported(module: str, *args: str) -> list[str]:
-    return at_exit(start(module, *args))["MODULES"]
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     module = ClassifierModule("mnist_mlp", num_classes=10, input_shape=[1, 28, 28],
@@ -53,10 +49,23 @@ def checkpoint(tmp_path_factory) -> Path:
     return save_checkpoint(module, tmp_path_factory.mktemp("run") / "last.ckpt")
 
 
+ENTRY_POINTS = ["train", "evaluate", "predict", "summary", "export"]
+
+
+@pytest.fixture(scope="module")
+def helped() -> dict[str, subprocess.Popen]:
+    """Every entry point's ``--help``, started at once (start-ups are single-threaded)."""
+    started = {module: start(module, "--help") for module in ENTRY_POINTS}
+    yield started
+    for process in started.values():  # those of deselected tests
+        process.kill()
+        process.communicate()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["train", "evaluate", "predict", "summary", "export"])
-def test_help_imports_none_of_them(module: str):
-    assert imported(module, "--help") == []
+@pytest.mark.parametrize("module", ENTRY_POINTS)
+def test_help_imports_none_of_them(helped: dict[str, subprocess.Popen], module: str):
+    assert at_exit(helped[module])["MODULES"] == []
 
 
 @pytest.mark.slow
