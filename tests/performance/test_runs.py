@@ -1,4 +1,4 @@
-"""Short in-process runs: bf16 keeps fp32 state, Sign-MNIST's test pass comes from its last
+"""Short in-process runs: bf16 (and auto) keep fp32 state, Sign-MNIST's test pass comes from its last
 validation, and the training steps sync with the host at most once per logging interval."""
 
 from __future__ import annotations
@@ -8,18 +8,31 @@ import math
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 
 from cnnzoo.train import train
+from cnnzoo.training import precision
 from tests.conftest import compose_run, inject_callback, write_idx_dataset
 
 FAST = ("trainer.accelerator=cpu", "~logger", "callbacks.input_inspection=null")
 
 
-def test_a_bf16_run_keeps_weights_statistics_and_checkpoints_fp32(data_dir: Path, tmp_path: Path):
-    cfg = compose_run("train", tmp_path, "model=asl_cnn", "trainer.max_epochs=1", "precision=bf16", *FAST)
+# /proc/cpuinfo as a CPU with and without bf16 would show it (precision=auto reads the flags)
+CPUINFO = {"bf16 CPU": "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n",
+           "CPU without bf16": "processor\t: 0\nflags\t\t: fpu avx2\n", "this CPU": None}
+
+
+@pytest.mark.parametrize(("key", "cpu", "expected"), [("bf16", "this CPU", "bf16-mixed"),
+                                                      ("auto", "bf16 CPU", "bf16-mixed"),
+                                                      ("auto", "CPU without bf16", "32-true")])
+def test_bf16_and_auto_runs_keep_weights_statistics_and_checkpoints_fp32(data_dir: Path, tmp_path: Path, monkeypatch,
+                                                                         key: str, cpu: str, expected: str):
+    if CPUINFO[cpu] is not None:
+        monkeypatch.setattr(precision, "read_cpuinfo", lambda: CPUINFO[cpu])
+    cfg = compose_run("train", tmp_path, "model=asl_cnn", "trainer.max_epochs=1", f"precision={key}", *FAST)
     result = train(cfg)
-    assert cfg.trainer.precision == "bf16-mixed"
+    assert cfg.trainer.precision == expected
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     tensors = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}  # the network
     assert tensors and {v.dtype for v in tensors.values()} == {torch.float32}
