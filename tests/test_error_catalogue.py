@@ -244,6 +244,7 @@ OPTIMIZER_CASES = {
     "zero devices": ("trainer.devices=0",),
     "unknown precision": ("trainer.precision=fp8",),
     "bad label smoothing": ("+model.label_smoothing=1",),
+    "negative figure interval": ("callbacks.prediction_report.every_n_epochs=-1",),
 }
 for _name, _overrides in OPTIMIZER_CASES.items():
     case(_name, " ".join(f"`{_shell(o)}`" for o in _overrides),

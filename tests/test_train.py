@@ -97,6 +97,17 @@ def test_resuming_a_checkpoint_of_another_model_is_a_clear_error(data_dir: Path,
         train(second)
 
 
+def test_every_n_epochs_draws_those_validations_too(data_dir: Path, tmp_path: Path):
+    cfg = compose_train(tmp_path, "model=mnist_mlp", "data.validation=0.25", "trainer.max_epochs=3",
+                        "callbacks.prediction_report.every_n_epochs=2", "callbacks.input_inspection=null")
+    train(cfg)
+    events = EventAccumulator(str(event_dir(tmp_path)), size_guidance={"images": 0})
+    events.Reload()
+    steps = {tag: [event.step for event in events.Images(tag)] for tag in ("val/confusion_matrix", "test/confusion_matrix")}
+    per_epoch = steps["test/confusion_matrix"][0] // 3  # the 3 epochs' steps, the test at the end
+    assert steps["val/confusion_matrix"] == [2 * per_epoch, 3 * per_epoch]  # epoch 2 (asked) and the last
+
+
 def test_tensorboard_holds_scalars_hparams_graph_and_figures(data_dir: Path, tmp_path: Path):
     cfg = compose_train(tmp_path, "model=mnist_cnn_small", "data.validation=0.25", "trainer.max_epochs=2")
     train(cfg)
@@ -112,6 +123,9 @@ def test_tensorboard_holds_scalars_hparams_graph_and_figures(data_dir: Path, tmp
     assert [event.step for event in events.Scalars("test/accuracy")] == [2]  # after the 2 epochs trained
     assert {"inputs/samples", "val/confusion_matrix", "val/misclassified", "test/confusion_matrix",
             "test/misclassified", "features/conv2d", "features/max_pooling2d"} <= set(tags["images"])
+    test_step = [event.step for event in events.Images("test/confusion_matrix")]
+    for tag in ("val/confusion_matrix", "val/misclassified"):  # the last validation's only: same weights as the test
+        assert [event.step for event in events.Images(tag)] == test_step, tag
     assert tags["graph"]
     hparams = events.PluginTagToContent("hparams")
     assert "_hparams_/experiment" in hparams
