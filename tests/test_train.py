@@ -108,6 +108,27 @@ def test_every_n_epochs_draws_those_validations_too(data_dir: Path, tmp_path: Pa
     assert steps["val/confusion_matrix"] == [2 * per_epoch, 3 * per_epoch]  # epoch 2 (asked) and the last
 
 
+def test_a_fit_that_fails_still_shows_its_last_validations_figures(data_dir: Path, tmp_path: Path, monkeypatch):
+    import lightning as L
+
+    from tests.conftest import inject_callback
+
+    class FailInEpoch2(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.current_epoch == 1:
+                raise RuntimeError("simulated failure in epoch 2")
+
+    inject_callback(monkeypatch, FailInEpoch2())
+    cfg = compose_train(tmp_path, "model=mnist_mlp", "data.validation=0.25", "trainer.max_epochs=2",
+                        "callbacks.input_inspection=null")
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        train(cfg)
+    events = EventAccumulator(str(event_dir(tmp_path)), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    assert [event.step for event in events.Scalars("val/accuracy")] == [0]  # one validation, epoch 1's
+    assert len(events.Images("val/confusion_matrix")) == 1  # its figures, drawn as the fit failed
+
+
 def test_tensorboard_holds_scalars_hparams_graph_and_figures(data_dir: Path, tmp_path: Path):
     cfg = compose_train(tmp_path, "model=mnist_cnn_small", "data.validation=0.25", "trainer.max_epochs=2")
     train(cfg)

@@ -48,7 +48,7 @@ class PredictionReport(L.Callback):
 
     Figures go to TensorBoard as ``<stage>/confusion_matrix`` and ``<stage>/misclassified``; with
     ``png_dir`` the test stage also writes ``confusion_matrix.png`` and ``misclassified.png``
-    there.  The last validation's figures are drawn when training ends, at that validation's step;
+    there.  The last validation's figures are drawn when training ends (or fails), at that validation's step;
     ``every_n_epochs=n`` also draws those of every n-th epoch's validation when it ends (1: every
     epoch).  ``results[stage]`` keeps the last matrix and mistakes for a caller's JSON report.
     """
@@ -102,6 +102,9 @@ class PredictionReport(L.Callback):
         if self._undrawn is not None:
             self._show(trainer, *self._undrawn)
             self._undrawn = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.on_train_end(trainer, pl_module)  # a failed fit still shows its last validation
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._report(trainer, pl_module, "test")
