@@ -66,7 +66,7 @@ from omegaconf import open_dict
 
 WORKER = Path(__file__).resolve().with_name("bench_keras_worker.py")
 
-from bench_report import cpu_info, cpu_line, log, markdown  # noqa: E402 - scripts/ is this file's folder
+from bench_report import cpu_info, cpu_line, log, markdown, span  # noqa: E402 - scripts/ is this file's folder
 from cnnzoo.models import specs  # noqa: E402 - after the repo root is on sys.path
 from cnnzoo.recipes import recipe  # noqa: E402
 from cnnzoo.train import train  # noqa: E402
@@ -322,7 +322,7 @@ def ratios(results: dict) -> dict:
 
 
 def cell(row: dict) -> str:
-    return f"{row['median']:,.0f} [{row['min']:,.0f}-{row['max']:,.0f}]" if "median" in row else next(iter(row))
+    return span(row, 0) if "median" in row else next(iter(row))
 
 
 def format_table(result: dict) -> str:

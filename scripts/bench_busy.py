@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 args.steps)))
         return {}
     sys.path[:0] = [str(SCRIPTS), str(REPO)]
-    from bench_report import cpu_info, cpu_line, log, markdown, paired_lines, publish, spread
+    from bench_report import cpu_info, cpu_line, log, markdown, paired_lines, publish, span, spread
 
     from cnnzoo.recipes import recipe
 
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
              f"{args.model} b{r.batch_size}: images/s, median [min-max] of {args.rounds} interleaved round(s) of "
              f"{args.steps} steps; busy = one CPU-burning process started before the run", ""]
     lines += markdown(["policy, machine", "images/s", "threads", "OMP_WAIT_POLICY"],
-                      [[k, f"{c['median']:,.0f} [{c['min']:,.0f}-{c['max']:,.0f}]", str(c["threads"]), c["wait_policy"]]
+                      [[k, span(c, 0), str(c["threads"]), c["wait_policy"]]
                        for k, c in result["cells"].items()])
     lines += paired_lines(result["ratios"], "")
     return publish(result, lines, args.json)

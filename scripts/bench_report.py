@@ -46,9 +46,14 @@ def spread(values: list[float], digits: int = 3) -> dict:
             "max": round(max(values), digits), "rounds": [round(v, 3) for v in values]}
 
 
+def span(values: dict, digits: int = 2, suffix: str = "") -> str:
+    """A :func:`spread` as a table cell: ``median [min-max]``, thousands separated."""
+    return f"{values['median']:,.{digits}f}{suffix} [{values['min']:,.{digits}f}-{values['max']:,.{digits}f}]"
+
+
 def paired_lines(ratios: dict, suffix: str = "x") -> list[str]:
     """The table of per-round (paired) ratios: median [min-max]."""
-    rows = [[k, f"{v['median']:.2f}{suffix} [{v['min']:.2f}-{v['max']:.2f}]"] for k, v in ratios.items()]
+    rows = [[k, span(v, 2, suffix)] for k, v in ratios.items()]
     return ["", *markdown(["ratio (paired per round)", "median [min-max]"], rows)]
 
 

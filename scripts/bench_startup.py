@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 7)
     sys.path[:0] = [str(SCRIPTS), str(REPO)]
-    from bench_report import cpu_info, cpu_line, log, markdown, paired_lines, publish, spread
+    from bench_report import cpu_info, cpu_line, log, markdown, paired_lines, publish, span, spread
 
     with tempfile.TemporaryDirectory(prefix="cnnzoo-startup-") as tmp:
         ckpt, image = checkpoint(Path(tmp))
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
                          for n in names[1:]}}
     lines = [cpu_line(result["meta"]["cpu"]),
              f"start-to-exit wall s, median [min-max] of {rounds} interleaved round(s)", ""]
-    lines += markdown(["process", "wall s"], [[n, f"{v['median']:.2f} [{v['min']:.2f}-{v['max']:.2f}]"]
+    lines += markdown(["process", "wall s"], [[n, span(v)]
                                               for n, v in result["wall_s"].items()])
     lines += paired_lines(result["ratios"], "x")
     return publish(result, lines, args.json)

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     args.rounds = args.rounds or (1 if args.quick else 5)
     sys.path[:0] = [str(SCRIPTS), str(REPO)]
-    from bench_report import cpu_info, cpu_line, log, markdown, paired_lines, publish, spread
+    from bench_report import cpu_info, cpu_line, log, markdown, paired_lines, publish, span, spread
 
     from cnnzoo.recipes import recipe
 
@@ -188,13 +188,11 @@ def main(argv: list[str] | None = None) -> dict:
                          **{c: {"error": e} for c, e in errors.items()}},
               "ratios": ratios, "probes": probed}
 
-    def cell(r: dict | None, digits: int) -> str:
-        return "-" if r is None else f"{r['median']:,.{digits}f} [{r['min']:,.{digits}f}-{r['max']:,.{digits}f}]"
-
     lines = [cpu_line(result["meta"]["cpu"]),
              f"{args.model}, one epoch as a whole process: median [min-max] of {args.rounds} interleaved round(s)", ""]
     lines += markdown(["contender", "wall s", "first step s", "peak RSS MB"],
-                      [[c, cell(r, 1), cell(probed[c].get("first_step_s"), 2), cell(probed[c].get("peak_rss_mb"), 0)]
+                      [[c, span(r, 1), *(span(probed[c][key], digits) if key in probed[c] else "-"
+                                         for key, digits in (("first_step_s", 2), ("peak_rss_mb", 0)))]
                        if "median" in r else [c, next(iter(r.values())), "", ""] for c, r in result["wall_s"].items()])
     lines += paired_lines(ratios)  # the anchor's wall time over the contender's: >= 1 is as fast as the anchor
     return publish(result, lines, args.json)

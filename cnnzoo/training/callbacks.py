@@ -3,7 +3,8 @@
 ``PredictionReport`` draws the confusion matrix (the LightningModule's own metrics state: one
 metrics path) and a grid of up to 24 misclassified images (notebook 001's incorrect-predictions
 cell) of the last validation of a fit and of each test; every n-th validation too when asked
-(``every_n_epochs``): drawing them costs about 0.4 s, as much as a whole epoch on a GPU.
+(``every_n_epochs``): drawing them took about 0.2 s per validation on the 2-core CPU measured
+(docs/performance.md), a cost that a per-epoch default would pay every epoch.
 ``InputInspection`` logs a grid of training inputs when fitting starts and the feature maps of the
 first convolution and pooling layers when it ends (notebook 004's look inside the network).
 ``History`` keeps Keras' ``history.history``: each epoch's metrics under Keras' names, carried
@@ -94,9 +95,9 @@ class PredictionReport(L.Callback):
         if trainer.sanity_checking:
             return
         self.validated_step = trainer.global_step  # the weights this validation saw
-        asked = self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        asked = self.every_n_epochs > 0 and (trainer.current_epoch + 1) % self.every_n_epochs == 0
         self._undrawn = None
-        self._report(trainer, pl_module, "val", draw=trainer.state.fn != "fit" or bool(asked))
+        self._report(trainer, pl_module, "val", draw=asked or trainer.state.fn != "fit")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._undrawn is not None:
