@@ -57,6 +57,9 @@ def compose_run(config_name: str, overrides: Sequence[str], run_dir: str | Path 
     from hydra.core.utils import setup_globals
     from omegaconf import OmegaConf, open_dict, read_write
 
+    from cnnzoo.run_dir import new_run_id
+
+    new_run_id()  # each run its own default dir, however many one notebook starts
     overrides = [*overrides, *([f"hydra.run.dir={Path(run_dir).resolve()}"] if run_dir else [])]
     setup_globals()  # Hydra's ${now:} resolver
     with _typed_errors(), initialize_config_dir(str(CONF), version_base="1.3", job_name=config_name):

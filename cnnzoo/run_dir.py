@@ -2,8 +2,9 @@
 
 ``conf/hydra/default.yaml`` names the default run dir ``outputs/<job>/${cnnzoo_run_id:}``: the
 start time (sortable) and 4 random hex digits, e.g. ``2026-12-01_09-05-33_4f2a``, so runs started
-in the same second from one shell loop get a dir each.  The id is drawn once per process (Hydra may
-resolve ``hydra.run.dir`` several times); DDP ranks started by Lightning get the parent's resolved
+in the same second from one shell loop get a dir each.  The id is drawn once per run: once per
+command-line process (Hydra may resolve ``hydra.run.dir`` several times), and again for each run
+``cnnzoo.api`` composes (a notebook starts many runs in one process, ``new_run_id``); DDP ranks started by Lightning get the parent's resolved
 dir as a ``hydra.run.dir=...`` override, so every rank of one run writes into the same dir.
 
 ``lock_run_dir`` is called at the start of ``cnnzoo.train``: it writes ``<dir>/.cnnzoo.lock`` with
@@ -30,11 +31,18 @@ _run_id: str | None = None
 
 
 def run_id() -> str:
-    """``<YYYY-mm-dd_HH-MM-SS>_<4 hex>``, the same for every call in one process."""
+    """``<YYYY-mm-dd_HH-MM-SS>_<4 hex>``, the same for every call until ``new_run_id``."""
     global _run_id
     if _run_id is None:
         _run_id = f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(2)}"
     return _run_id
+
+
+def new_run_id() -> str:
+    """The id of the next run composed in this process, never the last one's."""
+    global _run_id
+    _run_id = None
+    return run_id()
 
 
 OmegaConf.register_new_resolver("cnnzoo_run_id", run_id, use_cache=True, replace=True)

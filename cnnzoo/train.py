@@ -162,6 +162,7 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     if trainer.is_global_zero:
         write_config(run_dir, composed)  # what a later resume=true compares with
     started = time.time()
+    model.train()  # Keras' fit trains every layer; Lightning keeps a mode set before (a predict or evaluate)
     error = _fit(trainer, model, datamodule, ckpt_path, callbacks)
     metrics = dict(trainer.callback_metrics)
     if cfg.get("test") and error is None:

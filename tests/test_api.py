@@ -16,7 +16,7 @@ import cnnzoo
 from cnnzoo.data import SignMNISTDataModule
 from cnnzoo.errors import ConfigError, DataError
 from cnnzoo.interop.keras_layout import keras_weights
-from cnnzoo.keras_api import Conv2D, Dense, Flatten, Input, MaxPool2D, Sequential
+from cnnzoo.keras_api import BatchNormalization, Conv2D, Dense, Flatten, Input, MaxPool2D, Sequential
 from cnnzoo.models import create, specs
 from cnnzoo.training.loggers import event_dir
 from tests.conftest import run_cli, write_sign_dataset
@@ -48,6 +48,18 @@ def test_fit_twice_in_one_process_gives_keras_histories_equal_to_tensorboard(dat
     assert run.metrics["history"] == history == cnnzoo.open_run(run.run_dir).history
     figure = run.plot()
     assert [len(line.get_xdata()) for line in figure.axes[1].lines] == [2, 2]  # accuracy: training, validation
+
+
+def test_runs_started_in_one_process_get_a_run_dir_each(data_dir: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default dirs: outputs/<job>/<time>_<hex>
+    limit = ("trainer.max_epochs=1", "+trainer.limit_train_batches=2", "callbacks.input_inspection=null")
+    first, second = (cnnzoo.fit("mnist_mlp", f"seed={seed}", *limit) for seed in (1, 2))
+    assert first.run_dir != second.run_dir
+    assert (first.metrics["seed"], second.metrics["seed"]) == (1, 2)  # the first run's results are its own
+    assert {path.name for path in (first.run_dir / "checkpoints").iterdir()} == {"epoch000.ckpt", "last.ckpt"}
+    for _ in range(2):
+        cnnzoo.evaluate(first)
+    assert len([d for d in (tmp_path / "outputs" / "evaluate").iterdir() if (d / "metrics.json").is_file()]) == 2
 
 
 def test_errors_are_typed_one_line_exceptions(data_dir: Path, tmp_path: Path):
@@ -170,6 +182,20 @@ def test_sequential_fit_on_arrays_learns_and_returns_keras_history(tmp_path: Pat
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # the same run dir layout as a recipe
     reloaded = cnnzoo.load(model.save(tmp_path / "stripes.ckpt"))
     np.testing.assert_allclose(reloaded.predict(x[256:260]), model.predict(x[256:260]), atol=1e-6)
+
+
+def test_sequential_fit_after_predict_trains_in_training_mode(tmp_path: Path):
+    """Keras' fit always trains (Dropout on, BatchNormalization's moving statistics updated), also
+    after a predict or evaluate put the network in inference mode."""
+    x, y = _stripes(64, 1)
+    model = Sequential([Input((28, 28, 1)), Conv2D(4, 3), BatchNormalization(), Flatten(), Dense(4, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0, run_dir=tmp_path / "first")
+    model.predict(x[:4])
+    model.evaluate(x, y)
+    moving_mean = model.get_weights()[4].copy()  # BatchNormalization: gamma, beta, moving mean, moving variance
+    model.fit(x, y, epochs=1, verbose=0, run_dir=tmp_path / "second")
+    assert np.abs(model.get_weights()[4] - moving_mean).max() > 1e-4
 
 
 def test_sequential_errors_name_what_was_wrong():
