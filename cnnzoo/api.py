@@ -57,7 +57,7 @@ def compose_run(config_name: str, overrides: Sequence[str], run_dir: str | Path 
     from hydra.core.utils import setup_globals
     from omegaconf import OmegaConf, open_dict, read_write
 
-    from cnnzoo.run_dir import new_run_id
+    from cnnzoo.run_dir import check_unused, new_run_id
 
     new_run_id()  # each run its own default dir, however many one notebook starts
     overrides = [*overrides, *([f"hydra.run.dir={Path(run_dir).resolve()}"] if run_dir else [])]
@@ -65,6 +65,7 @@ def compose_run(config_name: str, overrides: Sequence[str], run_dir: str | Path 
     with _typed_errors(), initialize_config_dir(str(CONF), version_base="1.3", job_name=config_name):
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     output_dir = Path(cfg.hydra.run.dir).resolve()
+    check_unused(output_dir, config_name, cfg)  # as RunDirGuard does for the command line
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(output_dir)
         cfg.hydra.job.name = config_name

@@ -21,7 +21,7 @@ def main(cfg: DictConfig) -> None:
         from cnnzoo.interop.deploy import export_checkpoint  # torch only once the config is read (not for --help)
 
         apply_threads(cfg)
-        exported = export_checkpoint(cfg.ckpt_path, cfg.format, cfg.output)
+        exported = export_checkpoint(cfg.ckpt_path, cfg.format, cfg.output, cfg.overwrite)
         print(f"Wrote {exported.path}")
         for line in exported.lines:
             print(line)

@@ -80,6 +80,17 @@ class History:
         return list(range(len(next(iter(self.history.values()), []))))
 
 
+def _name_logged_run(cfg, name: str) -> None:
+    """The logger's run name (TensorBoard's ``version``, MLflow's ``run_name``), unless the user set it."""
+    from omegaconf import open_dict
+
+    logger = cfg.get("logger")
+    for key in ("version", "run_name"):
+        if logger is not None and key in logger and logger[key] is None:
+            with open_dict(logger):
+                logger[key] = name
+
+
 class Sequential:
     """A Keras ``Sequential`` model of cnnzoo layer specs: ``add``, ``compile``, ``fit``,
     ``evaluate``, ``predict``, ``summary``, ``save``, ``get_weights``/``set_weights``."""
@@ -170,6 +181,7 @@ class Sequential:
         from cnnzoo.api import _typed_errors, compose_run
         from cnnzoo.data.arrays import ArrayDataModule, as_images, as_labels
         from cnnzoo.train import train_model
+        from cnnzoo.training.loggers import run_name
 
         with _typed_errors():
             images = as_images(x)
@@ -192,6 +204,7 @@ class Sequential:
         cfg = compose_run("train", [f"model.arch={self.name}", f"trainer.max_epochs={epochs}",
                                     f"data.batch_size={batch_size}", "test=false", "callbacks.input_inspection=null",
                                     *bar, *overrides], run_dir)
+        _name_logged_run(cfg, run_name(overrides, model=self.name))  # not fit's own overrides
         with _typed_errors():
             result, self.module = train_model(cfg, datamodule=datamodule, model=self.module)
         self.history = History(result["history"], Path(result["run_dir"]))

@@ -7,6 +7,11 @@ command-line process (Hydra may resolve ``hydra.run.dir`` several times), and ag
 ``cnnzoo.api`` composes (a notebook starts many runs in one process, ``new_run_id``); DDP ranks started by Lightning get the parent's resolved
 dir as a ``hydra.run.dir=...`` override, so every rank of one run writes into the same dir.
 
+``RunDirGuard`` (a Hydra callback, ``conf/hydra/default.yaml``) keeps what an earlier run made: a
+run dir (or a sweep dir) that already holds results or checkpoints is refused before Hydra writes
+``.hydra/`` into it, unless this run resumes that one (``ckpt_path=last``, a checkpoint of that
+dir, ``resume=true``, a requeued job); ``cnnzoo.api`` applies the same check.
+
 ``lock_run_dir`` is called at the start of ``cnnzoo.train``: it writes ``<dir>/.cnnzoo.lock`` with
 this process's PID, locks it (``flock``) and removes it at exit.  A second run given the same dir
 while the first is alive stops at once, naming the first; a lock left by a process that is gone is
@@ -22,11 +27,13 @@ import secrets
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 from cnnzoo.errors import TrainingError
 
 LOCK_NAME = ".cnnzoo.lock"
+RESULT_FILES = ("metrics.json", "predictions.json", "summary.csv")  # what train/evaluate, predict, a sweep write
 _run_id: str | None = None
 
 
@@ -46,6 +53,57 @@ def new_run_id() -> str:
 
 
 OmegaConf.register_new_resolver("cnnzoo_run_id", run_id, use_cache=True, replace=True)
+
+
+def earlier_results(run_dir: Path) -> list[str]:
+    """What an earlier run left in ``run_dir``: its result files and checkpoints."""
+    found = [name for name in RESULT_FILES if (run_dir / name).is_file()]
+    checkpoints = run_dir / "checkpoints"
+    return found + (["checkpoints"] if checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")) else [])
+
+
+def check_unused(run_dir: Path, job: str, cfg: DictConfig, key: str = "hydra.run.dir") -> None:
+    """Refuse a dir holding an earlier run's results, unless this ``train`` resumes that run."""
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return  # a DDP rank Lightning started shares rank 0's dir on purpose
+    found = earlier_results(run_dir)
+    if key == "hydra.sweep.dir":  # and its jobs' dirs
+        found += [f"{d.name}/{name}" for d in sorted(run_dir.glob("*/")) for name in earlier_results(d)][:3]
+    if not found or (job == "train" and _resumes(run_dir, cfg)):
+        return
+    hint = " (ckpt_path=last resumes the run that is there)" if job == "train" and key == "hydra.run.dir" else ""
+    raise TrainingError(f"{key}={run_dir} holds an earlier run's {', '.join(found)}: give a new {key}, or leave it "
+                        f"out for a fresh one{hint}")
+
+
+def _resumes(run_dir: Path, cfg: DictConfig) -> bool:
+    from cnnzoo.training.resume import requeued  # Lightning: only a train job gets here
+
+    ckpt = cfg.get("ckpt_path")
+    return bool(cfg.get("resume") or requeued(run_dir) or ckpt == "last"
+                or (ckpt and run_dir.resolve() in Path(ckpt).resolve().parents))
+
+
+class RunDirGuard(Callback):
+    """``check_unused`` on the run dir (or sweep dir) of the ``jobs`` that write results into one,
+    before Hydra writes anything there (``summary``'s dir is ``.`` and it writes nothing)."""
+
+    def __init__(self, jobs: list[str]) -> None:
+        self.jobs = list(jobs)
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config, Path(config.hydra.run.dir), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config, Path(config.hydra.sweep.dir), "hydra.sweep.dir")
+
+    def _check(self, config: DictConfig, path: Path, key: str) -> None:
+        from cnnzoo.cli import user_errors
+
+        if config.hydra.job.name not in self.jobs:
+            return
+        with user_errors():
+            check_unused(path.resolve(), config.hydra.job.name, config, key)
 
 
 def lock_run_dir(run_dir: Path) -> None:

@@ -22,7 +22,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -31,7 +31,7 @@ from cnnzoo.training.checkpoints import check_fits, check_resumable, load_classi
 from cnnzoo.training.resume import Resumed, clear_requeued, flat_config, requeued, resume_run, write_config
 from cnnzoo.training.console import metrics_table, quiet_third_party, watched
 from cnnzoo.atomic import write_json_atomic
-from cnnzoo.cli import run, user_errors
+from cnnzoo.cli import run, user_error, user_errors
 from cnnzoo.data.datamodule import TensorDataModule
 from cnnzoo.errors import ConfigError, TrainingError, TrainingInterrupted
 from cnnzoo.training.faults import FaultHandling, check_output_dirs
@@ -126,6 +126,26 @@ def train_model(cfg: DictConfig, datamodule: TensorDataModule | None = None,
     ``cfg.model``: ``cnnzoo.keras_api`` trains through this one code path."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     lock_run_dir(run_dir)  # cnnzoo.run_dir: a second run on this dir stops here
+    try:
+        return _train_in(run_dir, cfg, datamodule, model)
+    except Exception as error:
+        _record_failure(run_dir, cfg, error)
+        raise
+
+
+def _record_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> None:
+    """A run that stops on an error before it wrote its results (bad data, a crash) still leaves a
+    ``metrics.json`` saying so; one already there (this run's, or the resumed run's) is kept."""
+    if rank_zero_only.rank != 0 or (run_dir / "metrics.json").exists():
+        return
+    shown = user_error(error) or error
+    write_json_atomic(run_dir / "metrics.json", {
+        "status": "failed", "error": " ".join(str(shown).split()),
+        "model": OmegaConf.select(cfg, "model.arch"), "seed": cfg.get("seed"), "run_dir": str(run_dir)})
+
+
+def _train_in(run_dir: Path, cfg: DictConfig, datamodule: TensorDataModule | None,
+              model: ClassifierModule | None) -> tuple[dict[str, Any], ClassifierModule]:
     composed = flat_config(cfg)  # as given (what follows may adjust cfg), for a later resume=true
     again = requeued(run_dir)  # a cluster job stopped and requeued (SLURM, submitit) resumes
     resumed = resume_run(composed, run_dir, explicit=again) if cfg.get("resume") or again else Resumed()

@@ -180,6 +180,7 @@ def test_sequential_fit_on_arrays_learns_and_returns_keras_history(tmp_path: Pat
     assert accuracy >= 0.9 > 0.25  # chance is 0.25
     assert model.predict(x[256:260]).argmax(axis=1).tolist() == y[256:260].tolist()
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # the same run dir layout as a recipe
+    assert [p.name for p in (tmp_path / "tensorboard").iterdir()] == ["stripes"]  # TensorBoard's run: the model's name
     reloaded = cnnzoo.load(model.save(tmp_path / "stripes.ckpt"))
     np.testing.assert_allclose(reloaded.predict(x[256:260]), model.predict(x[256:260]), atol=1e-6)
 

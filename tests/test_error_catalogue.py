@@ -297,6 +297,20 @@ def _(tmp):
         holder.wait()
 
 
+@case("run dir of an earlier run", "`hydra.run.dir=<dir>` of a finished run, without `ckpt_path=last`")
+def _(tmp):
+    (tmp / "run").mkdir()
+    (tmp / "run" / "metrics.json").write_text('{"status": "completed"}')
+    run_main(cnnzoo.train, "model=mnist_mlp", f"hydra.run.dir={tmp / 'run'}")
+
+
+@case("evaluate into a run's dir", "`evaluate ckpt_path=<file> hydra.run.dir=<dir>` of a training run")
+def _(tmp):
+    (tmp / "run").mkdir()
+    (tmp / "run" / "metrics.json").write_text('{"status": "completed"}')
+    run_main(cnnzoo.evaluate, f"ckpt_path={_checkpoint(tmp)}", f"hydra.run.dir={tmp / 'run'}")
+
+
 # ----------------------------------------------------------------------------- predict inputs
 
 @case("predict: no checkpoint", "`predict inputs=[x.png]` (no `ckpt_path`)", cli=["predict", "inputs=[x.png]"])
@@ -397,6 +411,12 @@ def _(tmp):
 @case("export: suffix of another format", "`format=keras output=m.h5`")
 def _(tmp):
     export_checkpoint(tmp / "mlp.ckpt", "keras", tmp / "m.h5")
+
+
+@case("export: output exists", "`output=<dir>/m.keras`, a file already there (replaced only with `overwrite=true`)")
+def _(tmp):
+    (tmp / "m.keras").write_text("an earlier export")
+    export_checkpoint(_export_checkpoint(tmp), "keras", tmp / "m.keras")
 
 
 @case("export: no recorded scaling", "`format=onnx` for a checkpoint saved without a data config")

@@ -1,6 +1,7 @@
 """Concurrent runs never share a run dir: the default dir is unique per run (even within one
 second) and a second run on a busy explicit dir is refused (that all DDP ranks of one run share
-theirs is tests/training/test_ddp.py's).  Each test starts real ``python -m cnnzoo.train`` processes
+theirs is tests/training/test_ddp.py's).  Nor does a later run overwrite a finished one: a dir
+holding results is refused unless the run resumes it.  Each test starts real ``python -m cnnzoo.train`` processes
 (in a tmp dir as cwd)."""
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import cnnzoo
+from cnnzoo.errors import TrainingError
 from cnnzoo.train import train
 from tests.conftest import REPO, compose_run, popen_cli
 
@@ -63,3 +66,48 @@ def test_a_second_run_on_a_busy_run_dir_stops_at_once_and_a_dead_runs_lock_is_ta
     assert (run_dir / ".cnnzoo.lock").read_text().strip() == str(first.pid)
     result = train(compose_run("train", run_dir, "model=mnist_mlp", *TINY))  # in-process: takes the lock over
     assert result["status"] == "completed" and json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
+
+
+def _cli(module: str, *args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """``python -m cnnzoo.<module> <args>`` to its end: exit status and stderr."""
+    process = popen_cli(module, *args, cwd=cwd, env=env)
+    stdout, stderr = process.communicate(timeout=300)
+    return process.returncode, stderr + stdout
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_finished_run_dir_is_never_overwritten_only_resumed(data_dir: Path, tmp_path: Path):
+    run_dir, env = tmp_path / "run", _env(data_dir, tmp_path)
+    limit = ["model=mnist_mlp", "~logger", "callbacks.input_inspection=null", "trainer.max_epochs=1",
+             "+trainer.limit_train_batches=2", "+trainer.limit_test_batches=1", f"hydra.run.dir={run_dir}"]
+    assert _cli("train", *limit, cwd=tmp_path, env=env)[0] == 0
+    made = _files(run_dir)
+    for module, args in (("train", [*limit, "optimizer.lr=0.05"]),  # a new run in that dir
+                         ("evaluate", [f"ckpt_path={run_dir}/checkpoints/last.ckpt", f"hydra.run.dir={run_dir}"])):
+        status, stderr = _cli(module, *args, cwd=tmp_path, env=env)
+        assert status == 2 and "Traceback" not in stderr, stderr[-2000:]
+        assert stderr.strip().splitlines()[-1].startswith(f"error: hydra.run.dir={run_dir} holds an earlier run's "
+                                                          "metrics.json, checkpoints: give a new hydra.run.dir")
+    with pytest.raises(TrainingError, match="holds an earlier run's metrics.json, checkpoints"):
+        cnnzoo.fit(*limit[:-1], run_dir=run_dir)
+    assert _files(run_dir) == made  # .hydra/ included: refused before Hydra writes anything
+    assert _cli("train", *limit, "trainer.max_epochs=2", "ckpt_path=last", cwd=tmp_path, env=env)[0] == 0
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_a_sweep_dir_with_jobs_is_refused_unless_resumed(data_dir: Path, tmp_path: Path):
+    sweep, env = tmp_path / "sweep", _env(data_dir, tmp_path)
+    args = ["-m", "model=mnist_mlp", "~logger", "callbacks.input_inspection=null", "test=false", "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=2", "seed=1,2", f"hydra.sweep.dir={sweep}"]
+    status, stderr = _cli("train", *args, cwd=tmp_path, env=env)
+    assert status == 0, stderr[-3000:]
+    made = _files(sweep)
+    status, stderr = _cli("train", *args, cwd=tmp_path, env=env)
+    assert status == 2 and stderr.strip().splitlines()[-1] == (
+        f"error: hydra.sweep.dir={sweep} holds an earlier run's summary.csv, 0/metrics.json, 0/checkpoints, 1/metrics.json: "
+        "give a new hydra.sweep.dir, or leave it out for a fresh one")
+    assert _files(sweep) == made
+    assert _cli("train", *args, "resume=true", cwd=tmp_path, env=env)[0] == 0

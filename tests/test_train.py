@@ -86,6 +86,9 @@ def test_model_sizes_given_in_config_must_match_the_data(data_dir: Path, tmp_pat
     cfg = compose_train(tmp_path, "model=asl_cnn", "+model.num_classes=10", "debug=fast_dev_run")
     with pytest.raises(ConfigError, match=r"model.num_classes=10 but data Sign-Language-MNIST gives 24"):
         train(cfg)
+    recorded = json.loads((tmp_path / "metrics.json").read_text())  # a run that fails says so in its dir
+    assert (recorded["status"], recorded["model"]) == ("failed", "asl_cnn")
+    assert recorded["error"].startswith("model.num_classes=10 but data Sign-Language-MNIST gives 24")
 
 
 def test_resuming_a_checkpoint_of_another_model_is_a_clear_error(data_dir: Path, tmp_path: Path):
@@ -95,6 +98,11 @@ def test_resuming_a_checkpoint_of_another_model_is_a_clear_error(data_dir: Path,
     second = compose_train(tmp_path / "b", "model=mnist_mlp", "data=sign_mnist", f"ckpt_path={ckpt}")
     with pytest.raises(ConfigError, match=r"checkpoint has num_classes=10 but this run's model has num_classes=24"):
         train(second)
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["status"] == "failed"
+    finished = (tmp_path / "a" / "metrics.json").read_bytes()
+    with pytest.raises(ConfigError, match=r"num_classes=24"):  # a resume that fails keeps the run's own results
+        train(compose_train(tmp_path / "a", "model=mnist_mlp", "data=sign_mnist", "ckpt_path=last"))
+    assert (tmp_path / "a" / "metrics.json").read_bytes() == finished
 
 
 def test_every_n_epochs_draws_those_validations_too(data_dir: Path, tmp_path: Path):
@@ -127,6 +135,8 @@ def test_a_fit_that_fails_still_shows_its_last_validations_figures(data_dir: Pat
     events.Reload()
     assert [event.step for event in events.Scalars("val/accuracy")] == [0]  # one validation, epoch 1's
     assert len(events.Images("val/confusion_matrix")) == 1  # its figures, drawn as the fit failed
+    recorded = json.loads((tmp_path / "metrics.json").read_text())
+    assert (recorded["status"], recorded["error"]) == ("failed", "simulated failure in epoch 2")
 
 
 def test_tensorboard_holds_scalars_hparams_graph_and_figures(data_dir: Path, tmp_path: Path):

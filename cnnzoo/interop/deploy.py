@@ -77,9 +77,11 @@ class Exported:
     lines: list[str]
 
 
-def export_checkpoint(ckpt_path: str | Path | None, fmt: str = "onnx", output: str | Path | None = None) -> Exported:
+def export_checkpoint(ckpt_path: str | Path | None, fmt: str = "onnx", output: str | Path | None = None,
+                      overwrite: bool = False) -> Exported:
     """Write the checkpoint as ``fmt`` to ``output`` (default: the checkpoint's path with the
-    format's suffix); returns the path written and the lines describing its input."""
+    format's suffix; an existing file only with ``overwrite``); returns the path written and the
+    lines describing its input."""
     if not ckpt_path:
         raise ConfigError("ckpt_path is required: python -m cnnzoo.export ckpt_path=<file.ckpt> [format=onnx]")
     if fmt not in FORMATS:
@@ -90,6 +92,8 @@ def export_checkpoint(ckpt_path: str | Path | None, fmt: str = "onnx", output: s
     if fmt in KERAS_FORMATS and path.suffix.lower() != FORMATS[fmt]:
         raise ConfigError(f"output={path}: format={fmt} writes a {FORMATS[fmt]} file and Keras picks the reader by "
                           f"the suffix; name it *{FORMATS[fmt]}")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"output={path} exists: give another output=, or overwrite=true to replace it")
     facts = model_facts(load_network(ckpt_path))  # torch.load and cnnzoo.models: no Lightning
     if fmt in KERAS_FORMATS:
         from cnnzoo.interop.keras_writer import write_keras_file

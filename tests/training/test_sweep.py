@@ -31,7 +31,8 @@ def test_a_grid_with_failing_jobs_writes_a_summary_of_all_of_them(data_dir: Path
     job_2 = json.loads((sweep / "2" / "metrics.json").read_text())  # the table reads each job's own results
     assert float(rows["2"]["test_accuracy"]) == round(job_2["metrics"]["test"]["accuracy"], 4)
     assert float(rows["2"]["train_loss"]) == round(job_2["metrics"]["train"]["loss"], 4) and rows["2"]["epochs"] == "1"
-    assert not (sweep / "1" / "metrics.json").exists()
+    job_1 = json.loads((sweep / "1" / "metrics.json").read_text())  # a job that failed before training says so too
+    assert (job_1["status"], job_1["error"]) == ("failed", "data.batch_size=0: expected a positive integer")
     table = (sweep / "summary.md").read_text().splitlines()
     assert table[0] == ("Common to all 4 jobs: `model=mnist_mlp` `trainer.max_epochs=1` `callbacks.input_inspection=null` "
                         "`+callbacks.poison._target_=tests.fault_injection.PoisonWeightsAtStep`")
