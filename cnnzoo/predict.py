@@ -24,7 +24,7 @@ from cnnzoo.atomic import write_json_atomic  # noqa: E402
 from cnnzoo.cli import also_callable, apply_threads, run, user_errors  # noqa: E402
 from cnnzoo.data.config import DataSpec, checkpoint_data  # noqa: E402
 from cnnzoo.data.images import load_image  # noqa: E402
-from cnnzoo.errors import ConfigError  # noqa: E402
+from cnnzoo.errors import ConfigError, ModelError  # noqa: E402
 from cnnzoo.models.checkpoint import CheckpointNetwork, load_network  # noqa: E402
 
 
@@ -50,6 +50,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
         records += [{"input": f"{datamodule.name} test #{i}", "expected": module.class_names[int(y)], "notes": []}
                     for i, y in zip(indices, labels)]
     probabilities = torch.cat([_probabilities(module, datamodule, batch) for batch in batches])
+    _check_finite(probabilities, module, records, cfg.ckpt_path)
     top = probabilities.topk(top_k, dim=1)
     for record, values, classes in zip(records, top.values.tolist(), top.indices.tolist()):
         record["top_k"] = [{"class": module.class_names[c], "index": c, "probability": round(p, 6)}
@@ -78,6 +79,21 @@ def _test_images(datamodule: DataSpec, indices: list) -> tuple[torch.Tensor, tor
 @torch.no_grad()
 def _probabilities(module: CheckpointNetwork, datamodule: DataSpec, images: torch.Tensor) -> torch.Tensor:
     return module.probabilities(datamodule.preprocess(images))
+
+
+def _check_finite(probabilities: torch.Tensor, module: CheckpointNetwork, records: list, path: str) -> None:
+    """``predictions.json`` must stay JSON, which has no NaN: non-finite probabilities are refused,
+    naming the weights that cause them (a checkpoint of a diverged run) when there are any."""
+    bad = (~torch.isfinite(probabilities)).any(dim=1)
+    if not bad.any():
+        return
+    weights = [name for name, w in module.net.state_dict().items() if w.is_floating_point() and not w.isfinite().all()]
+    if weights:
+        more = f" and {len(weights) - 1} more" if len(weights) > 1 else ""
+        raise ModelError(f"ckpt_path={path}: its weights are not finite ({weights[0]}{more} hold NaN or inf), "
+                         "so it predicts NaN; use a checkpoint written before the training diverged")
+    raise ModelError(f"ckpt_path={path}: its probabilities for {records[int(bad.nonzero()[0])]['input']} "
+                     "are not finite (NaN or inf)")
 
 
 def format_table(records: list[dict[str, Any]]) -> str:

@@ -3,7 +3,9 @@ path, and Keras' Sequential API on a user's arrays."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import cnnzoo
 from cnnzoo.data import SignMNISTDataModule
-from cnnzoo.errors import ConfigError, DataError
+from cnnzoo.errors import ConfigError, DataError, ModelError
 from cnnzoo.interop.keras_layout import keras_weights
 from cnnzoo.keras_api import BatchNormalization, Conv2D, Dense, Flatten, Input, MaxPool2D, Sequential
 from cnnzoo.models import create, specs
@@ -124,6 +126,8 @@ def test_predict_takes_every_layout_dtype_and_image_files(sign_run, tmp_path: Pa
     (np.zeros((2, 28, 28, 3)), r"images of shape \(2, 28, 28, 3\): cannot tell the layout"),
     (np.full((1, 28, 28), 2.5), r"float images must lie in \[0, 1\], these span 2.5..2.5"),
     (np.full((1, 28, 28), 300), r"integer images must lie in 0..255, these span 300..300"),
+    (np.array([None]), r"images of dtype object: expected uint8 0..255 or floats in \[0, 1\], or PNG/JPEG file paths"),
+    ([[0, 1], [0]], r"images: nested lists of different lengths; expected uint8 0..255 or floats in \[0, 1\]"),
 ])
 def test_a_wrong_image_layout_is_a_one_line_data_error(sign_run, images, message):
     with pytest.raises(DataError, match=message) as err:
@@ -139,6 +143,24 @@ def test_a_model_saves_and_loads_back(sign_run, tmp_path: Path):
     assert saved.class_names == model.class_names and saved.count_params() == 264049
     with pytest.raises(ConfigError, match=r"unknown format .txt; expected \.ckpt, \.keras or \.h5"):
         model.save(tmp_path / "copy.txt")
+
+
+def test_files_load_cannot_read_are_one_line_model_errors(tmp_path: Path):
+    (tmp_path / "empty.keras").write_bytes(b"")
+    (tmp_path / "garbage.h5").write_bytes(b"not HDF5")
+    for name in ("empty.keras", "garbage.h5"):
+        with pytest.raises(ModelError, match=rf"^{tmp_path}/{name}: not a Keras file; expected a \.keras zip or an HDF5"):
+            cnnzoo.load(tmp_path / name, data="mnist")
+    (tmp_path / "user_model.py").write_text("import torch\nclass Net(torch.nn.Linear):\n    pass\n")
+    sys.path.insert(0, str(tmp_path))  # torch.save(model) of a class from the user's own module
+    try:
+        torch.save(importlib.import_module("user_model").Net(2, 2), tmp_path / "net.pt")
+    finally:
+        sys.path.remove(str(tmp_path))
+        del sys.modules["user_model"]
+    with pytest.raises(ModelError, match=rf"^ckpt_path={tmp_path}/net.pt: a pickled object from module 'user_model' "
+                                         "that cnnzoo cannot rebuild"):
+        cnnzoo.load(tmp_path / "net.pt")
 
 
 # ---------------------------------------------------------------------------------------- Sequential
@@ -209,3 +231,5 @@ def test_sequential_errors_name_what_was_wrong():
     model = Sequential([Input((28, 28)), Flatten(), Dense(3, activation="softmax")])
     with pytest.raises(DataError, match="labels 0..7 do not fit a 3-class model"):
         model.fit(np.zeros((8, 28, 28)), np.arange(8), verbose=0)
+    with pytest.raises(DataError, match=r"^x of dtype object: expected images \(N, H, W, C\) or \(N, H, W\) of numbers$"):
+        model.fit([None], [0], verbose=0)

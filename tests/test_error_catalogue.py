@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # for the Keras-file case
 from collections.abc import Callable
@@ -25,7 +26,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
+from torch import nn
 
+import cnnzoo
 import cnnzoo.evaluate
 import cnnzoo.export
 import cnnzoo.predict
@@ -373,6 +376,55 @@ def _(tmp):
 @case("evaluate: data with other classes", "an MNIST checkpoint with `data=sign_mnist`")
 def _(tmp):
     _evaluate(tmp, f"ckpt_path={_checkpoint(tmp)}", "data=sign_mnist", f"data.data_dir={tmp}")
+
+
+@case("predict: a pickled nn.Module", "`torch.save(model)` of a script's own `class Net(nn.Module)`")
+def _(tmp):
+    main = sys.modules["__main__"]  # where the class of a model saved by `python my_script.py` lives
+    main.Net = type("Net", (nn.Module,), {"__module__": "__main__"})
+    try:
+        torch.save(main.Net(), tmp / "net.pt")
+    finally:
+        del main.Net
+    _predict(tmp, f"ckpt_path={tmp}/net.pt", "inputs=[x.png]")
+
+
+@case("train: resume from weights only", "`ckpt_path=` a file written by `Model.save('weights.ckpt')`")
+def _(tmp):
+    cnnzoo.load(_checkpoint(tmp)).save(tmp / "weights.ckpt")
+    _train(tmp, f"ckpt_path={tmp}/weights.ckpt")
+
+
+@case("evaluate: an empty Keras file", "`keras_model=<dir>/empty.keras data=mnist` (a 0-byte file)")
+def _(tmp):
+    (tmp / "empty.keras").write_bytes(b"")
+    _evaluate(tmp, f"keras_model={tmp}/empty.keras", "data=mnist", f"data.data_dir={tmp}")
+
+
+@case("evaluate: a zip named .keras", "`keras_model=<dir>/notes.keras data=mnist` (a zip of a text file)")
+def _(tmp):
+    with zipfile.ZipFile(tmp / "notes.keras", "w") as z:
+        z.writestr("notes.txt", "hello")
+    _evaluate(tmp, f"keras_model={tmp}/notes.keras", "data=mnist", f"data.data_dir={tmp}")
+
+
+@case("evaluate: a checkpoint with a bad input shape", "hyper-parameters with `input_shape: [1, 2]`")
+def _(tmp):
+    checkpoint = torch.load(_checkpoint(tmp), weights_only=False)
+    checkpoint["hyper_parameters"]["input_shape"] = [1, 2]
+    torch.save(checkpoint, tmp / "shape.ckpt")
+    _evaluate(tmp, f"ckpt_path={tmp}/shape.ckpt")
+
+
+@case("predict: weights not finite", "a checkpoint whose weights are NaN (refused: `predictions.json` would not be JSON)")
+def _(tmp):
+    checkpoint = torch.load(_checkpoint(tmp), weights_only=False)
+    for weights in checkpoint["state_dict"].values():
+        if weights.is_floating_point():
+            weights.fill_(float("nan"))
+    torch.save(checkpoint, tmp / "nan.ckpt")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp / "x.png")
+    _predict(tmp, f"ckpt_path={tmp}/nan.ckpt", f"inputs=[{tmp}/x.png]")
 
 
 @case("Keras file with an unsupported layer", "a `.keras` model with `LSTM`")

@@ -13,13 +13,14 @@ import numpy as np
 import torch
 
 from cnnzoo.data.datamodule import Split, TensorDataModule
+from cnnzoo.data.images import numeric_array
 from cnnzoo.errors import DataError
 
 
 def as_images(x, what: str = "x") -> torch.Tensor:
     """Keras-layout image arrays ``(N, H, W, C)`` / ``(N, H, W)`` as a float32 ``(N, C, H, W)``
     tensor, values unchanged."""
-    t = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    t = torch.as_tensor(numeric_array(x, what, "images (N, H, W, C) or (N, H, W) of numbers").astype(np.float32))
     if t.ndim == 4:
         return t.permute(0, 3, 1, 2).contiguous()
     if t.ndim == 3:
@@ -29,7 +30,7 @@ def as_images(x, what: str = "x") -> torch.Tensor:
 
 def as_labels(y, num_classes: int, what: str = "y") -> torch.Tensor:
     """Integer labels ``(N,)`` or one-hot rows ``(N, classes)`` as int64 class indices."""
-    t = torch.as_tensor(np.asarray(y))
+    t = torch.as_tensor(numeric_array(y, what, f"integer labels (N,) or one-hot rows (N, {num_classes})"))
     if t.ndim == 2 and t.shape[1] == num_classes:
         t = t.argmax(dim=1)
     elif t.ndim == 2 and t.shape[1] == 1:

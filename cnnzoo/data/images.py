@@ -56,6 +56,19 @@ def _conversions(image: Image.Image, mode: str, size: tuple[int, int]) -> list[s
     return notes
 
 
+def numeric_array(values, what: str, expected: str) -> np.ndarray:
+    """``values`` (an array, nested lists) as a NumPy array of numbers; anything else (``None``,
+    strings, lists of different lengths) is a one-line :class:`DataError` instead of NumPy's or
+    torch's ``TypeError``."""
+    try:
+        array = np.asarray(values)
+    except ValueError:  # NumPy cannot make one array of them
+        raise DataError(f"{what}: nested lists of different lengths; expected {expected}") from None
+    if array.dtype.kind not in "biufc":  # bool, integers, floats, complex: their own checks follow
+        raise DataError(f"{what} of dtype {array.dtype}: expected {expected}")
+    return array
+
+
 def image_batch(images, shape: tuple[int, int, int]) -> torch.Tensor:
     """Images as Keras users hold them -> a float ``(N, C, H, W)`` batch in [0, 1].
 
@@ -69,7 +82,8 @@ def image_batch(images, shape: tuple[int, int, int]) -> torch.Tensor:
                                             and all(isinstance(i, (str, Path)) for i in images)):
         paths = [images] if isinstance(images, (str, Path)) else list(images)
         return torch.stack([load_image(p, tuple(shape))[0] for p in paths]).float().div_(255.0)
-    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    x = images if isinstance(images, torch.Tensor) else torch.as_tensor(
+        numeric_array(images, "images", "uint8 0..255 or floats in [0, 1], or PNG/JPEG file paths"))
     shape, takes = tuple(x.shape), (f"(H, W), (N, H, W), (N, H, W, {channels}), (N, {channels}, H, W)"
                                     if channels == 1 else f"(N, H, W, {channels}) or (N, {channels}, H, W)")
     if x.ndim in (2, 3) and channels == 1:

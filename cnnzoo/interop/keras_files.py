@@ -67,6 +67,7 @@ FIXED: dict[str, tuple] = {
     "ragged": (False,),
     "optional": (False,),
 }
+KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
 #: Options that leave the forward pass alone (``axis`` and the input shape are checked elsewhere).
 INERT = {"name", "dtype", "axis", "batch_input_shape", "batch_shape", "seed", "fused", "synchronized",
          "renorm_momentum", "lora_alpha"}
@@ -154,14 +155,21 @@ def load_weights(net: KerasSequential, path: str | Path) -> KerasSequential:
 
 
 def is_keras_file(path: str | Path) -> bool:
-    """A ``.keras`` zip (it holds ``config.json``; a torch checkpoint is a zip too) or an HDF5 file."""
+    """A ``.keras`` zip (it holds ``config.json``; a torch checkpoint is a zip too, holding
+    ``data.pkl``) or an HDF5 file; a missing file, or one that is neither by its content (empty,
+    cut short, another zip), goes by its suffix, so the error calls a bad ``.keras``/``.h5`` file
+    a Keras file, not a PyTorch checkpoint."""
     path = Path(path)
-    if not path.is_file():
-        return path.suffix in (".h5", ".hdf5", ".keras")  # so the error names the Keras file
-    if zipfile.is_zipfile(path):
+    if path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
-            return "config.json" in z.namelist()
-    return h5py.is_hdf5(path)
+            names = z.namelist()
+        if "config.json" in names:
+            return True
+        if any(name.endswith("data.pkl") for name in names):
+            return False  # a torch checkpoint, whatever its name
+    elif path.is_file() and h5py.is_hdf5(path):
+        return True
+    return path.suffix in KERAS_SUFFIXES
 
 
 def read(path: str | Path) -> KerasFile:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import re
 from collections import OrderedDict
 import zipfile
 from pathlib import Path
@@ -26,6 +27,7 @@ from cnnzoo.models.sequential import build_sequential
 
 REQUIRED_HPARAMS = ("arch", "num_classes", "input_shape")
 NET_PREFIX = "net."  # ClassifierModule keeps the network as .net
+ACCEPTED = "expected a .ckpt file written by cnnzoo.train or Model.save, or a Keras .keras/.h5 file"
 
 
 def read_checkpoint(path: str | Path, field: str = "ckpt_path") -> dict[str, Any]:
@@ -39,11 +41,22 @@ def read_checkpoint(path: str | Path, field: str = "ckpt_path") -> dict[str, Any
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as e:
         reason = " ".join(str(e).split())  # one line, whatever the unpickler said
         raise ModelError(f"{field}={path}: not a readable PyTorch checkpoint ({type(e).__name__}: {reason})") from None
+    except (AttributeError, ImportError) as e:  # torch.save(model): the class of a user's own code
+        raise ModelError(f"{field}={path}: a pickled {_missing_class(e)} that cnnzoo cannot rebuild "
+                         f"(its code is not importable here); {ACCEPTED}") from None
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     missing = [k for k in REQUIRED_HPARAMS if not isinstance(hparams, dict) or k not in hparams]
     if missing or not isinstance(checkpoint.get("state_dict"), dict):
         raise ModelError(f"{field}={path}: not a cnnzoo checkpoint (no {', '.join(missing) or 'state_dict'})")
     return checkpoint
+
+
+def _missing_class(error: AttributeError | ImportError) -> str:
+    """What the unpickler could not find: ``object of class 'Net'`` or ``object from module 'mylib'``."""
+    if isinstance(error, ImportError) and error.name:
+        return f"object from module {error.name!r}"
+    found = re.search(r"attribute '([^']+)'", str(error))
+    return f"object of class {found[1]!r}" if found else "object"
 
 
 def weights_problem(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
@@ -79,8 +92,11 @@ def load_network(path: str | Path, field: str = "ckpt_path") -> CheckpointNetwor
     checkpoint = read_checkpoint(path, field)
     hparams = dict(checkpoint["hyper_parameters"])
     layers = hparams.get("layers")
-    layer_list = specs_from_configs(layers) if layers else specs(hparams["arch"], hparams["num_classes"])
-    net = build_sequential(layer_list, tuple(hparams["input_shape"]), name=hparams["arch"] or "sequential")
+    try:  # hyper-parameters that describe no network (an input shape of (1, 2)) name the file
+        layer_list = specs_from_configs(layers) if layers else specs(hparams["arch"], hparams["num_classes"])
+        net = build_sequential(layer_list, tuple(hparams["input_shape"]), name=hparams["arch"] or "sequential")
+    except ModelError as e:
+        raise ModelError(f"{field}={path}: {e}") from None
     found = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)}
     problem = weights_problem({NET_PREFIX + k: v for k, v in net.state_dict().items()}, found)
     if problem:

@@ -29,7 +29,10 @@ __all__ = ["REQUIRED_HPARAMS", "check_fits", "check_resumable", "datamodule_for"
 def load_classifier(path: str | Path, field: str = "ckpt_path") -> ClassifierModule:
     """The ``ClassifierModule`` saved in ``path``, on CPU, in eval mode."""
     checkpoint = read_checkpoint(path, field)
-    module = ClassifierModule(**checkpoint["hyper_parameters"])
+    try:
+        module = ClassifierModule(**checkpoint["hyper_parameters"])
+    except ModelError as e:  # hyper-parameters that describe no network (an input shape of (1, 2))
+        raise ModelError(f"{field}={path}: {e}") from None
     problem = weights_problem(module.state_dict(), checkpoint["state_dict"])
     if problem:
         raise ModelError(f"{field}={path}: its weights are not those of its architecture "
@@ -72,9 +75,12 @@ def save_module(module: ClassifierModule, path: str | Path) -> Path:
 
 
 def check_resumable(path: str | Path, model: ClassifierModule) -> dict[str, Any]:
-    """Resuming ``path`` into ``model`` must not change the architecture, classes or input shape;
-    returns the checkpoint."""
+    """Resuming ``path`` into ``model`` needs its trainer state (``save_module`` writes none) and
+    must not change the architecture, classes or input shape; returns the checkpoint."""
     checkpoint = read_checkpoint(path)
+    if "optimizer_states" not in checkpoint:
+        raise ConfigError(f"ckpt_path={path}: holds weights only (no optimizer or loop state, as Model.save writes), "
+                          "so training cannot resume from it; it can be evaluated, predicted or loaded with cnnzoo.load")
     stored = checkpoint["hyper_parameters"]
     for key in REQUIRED_HPARAMS:
         if _plain(stored[key]) != _plain(model.hparams[key]):

@@ -57,9 +57,15 @@ def watched() -> bool:
     return shell == "ZMQInteractiveShell" or sys.stdout.isatty()
 
 
-def epoch_line(epoch: int, epochs: int, seconds: float, values: dict[str, float]) -> str:
+def epoch_of(epoch: int, max_epochs: int | None) -> str:
+    """Lightning's 0-based ``epoch`` as the epoch lines and Keras count: ``3/20`` (``3`` with no
+    epoch limit)."""
+    return f"{epoch + 1}/{max_epochs}" if max_epochs is not None and max_epochs > 0 else str(epoch + 1)
+
+
+def epoch_line(epoch: str, seconds: float, values: dict[str, float]) -> str:
     shown = "  ".join(f"{name} {values[name]:.4f}" for name in SHOWN if name in values)
-    return f"Epoch {epoch}/{epochs}  {seconds:.1f}s  {shown}"
+    return f"Epoch {epoch}  {seconds:.1f}s  {shown}"
 
 
 def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
@@ -83,7 +89,7 @@ class EpochLines(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        line = epoch_line(trainer.current_epoch + 1, trainer.max_epochs, time.perf_counter() - self.started,
+        line = epoch_line(epoch_of(trainer.current_epoch, trainer.max_epochs), time.perf_counter() - self.started,
                           pl_module.epoch_values())
         bar = trainer.progress_bar_callback
         if bar is not None and hasattr(bar, "print"):

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 from pathlib import Path
@@ -28,15 +29,19 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnnzoo.atomic import atomic_path
 from cnnzoo.errors import TrainingError
+from cnnzoo.training.console import epoch_of
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 REQUEUED = ".requeued"  # in the checkpoint dir: this run was requeued, the next start resumes it
+#: Logs "Received SIGTERM: 15" for every signal routed through Lightning's handler (a SIGINT too).
+LIGHTNING_SIGNAL_LOG = logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector")
 
 
 def _requeues(handler: Any) -> bool:
@@ -98,7 +103,12 @@ class FaultHandling(L.Callback):
             raise KeyboardInterrupt  # a second signal: stop now, without a checkpoint
         self.signal_number = signum
         if not self._distributed:
-            self._stop_after_batch(signal.SIGTERM, frame)
+            # Muted: its line would call a SIGINT SIGTERM; cnnzoo's error line names the signal received.
+            muted, LIGHTNING_SIGNAL_LOG.disabled = LIGHTNING_SIGNAL_LOG.disabled, True
+            try:
+                self._stop_after_batch(signal.SIGTERM, frame)
+            finally:
+                LIGHTNING_SIGNAL_LOG.disabled = muted
         # DDP: Lightning's handler would broadcast from inside the signal handler (a collective at
         # an arbitrary point, which can meet another rank's gradient all-reduce: a hang) and forward
         # the signal to the other ranks; instead every rank learns of it at the end of the batch.
@@ -158,8 +168,9 @@ class FaultHandling(L.Callback):
             if bad.any().item():
                 first = int(bad.nonzero()[0].item())
                 epoch, step, batch = positions[first]
-                self._failure = (f"non-finite training loss ({self._losses[first].item()}) at epoch {epoch}, "
-                                 f"step {step} (batch {batch}); the checkpoints written before it are kept")
+                self._failure = (f"non-finite training loss ({self._losses[first].item()}) in epoch "
+                                 f"{epoch_of(epoch, trainer.max_epochs)}, step {step} (batch {batch}); "
+                                 "the checkpoints written before it are kept")
         if self._failure is not None:
             raise TrainingError(self._failure)
 
@@ -172,9 +183,12 @@ class FaultHandling(L.Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore_handlers()
+        bar = trainer.progress_bar_callback
+        if isinstance(bar, TQDMProgressBar) and trainer.training:
+            bar.on_train_end(trainer, pl_module)  # ends the live bar's line: the error line gets its own
         if isinstance(exception, SIGTERMException) and self.signal_number is not None:
             self.saved_to = self.checkpoint_dir / "last.ckpt"
-            trainer.save_checkpoint(self.saved_to)  # every rank calls it; rank 0 writes
+            trainer.save_checkpoint(self.saved_to, weights_only=False)  # every rank calls it; rank 0 writes
             requeue = self._requeue.get(self.signal_number)
             if requeue is not None and trainer.is_global_zero:
                 (self.checkpoint_dir / REQUEUED).touch()
@@ -185,8 +199,9 @@ class FaultHandling(L.Callback):
     def interruption_message(self, trainer: L.Trainer) -> str:
         name = signal.Signals(self.signal_number).name
         then = "the job is requeued and resumes it" if self.requeued else f"resume with ckpt_path={self.saved_to}"
+        epoch = epoch_of(trainer.current_epoch, trainer.max_epochs)
         return (
-            f"training interrupted by {name} at epoch {trainer.current_epoch}, step {trainer.global_step}; "
+            f"training interrupted by {name} in epoch {epoch}, step {trainer.global_step}; "
             f"state saved to {self.saved_to}; {then}"
         )
 

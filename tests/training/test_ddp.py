@@ -85,7 +85,7 @@ def test_a_run_stopped_by_sigterm_mid_epoch_resumes_bit_identical(ddp_run: Simpl
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
     # Sent after FaultHandling's batch-end hook of step 4: the ranks agree on it at the end of step 5.
     assert torch.load(cut / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 5
-    assert "training interrupted by SIGTERM at epoch 1, step 5" in stopped.stderr
+    assert "training interrupted by SIGTERM in epoch 2/2, step 5" in stopped.stderr
     resumed = _cli(*DDP, *KILL, "resume=true", f"hydra.run.dir={cut}", cwd=ddp_run.root, env=ddp_run.env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     expected, got = _weights(whole), _weights(cut)

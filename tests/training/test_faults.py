@@ -35,10 +35,12 @@ def _kill_at_step_15(run_dir: Path, signal_name: str) -> str:
     killed = run_cli("train", *RUN, *KILL, f"+callbacks.kill.signal_name={signal_name}", f"hydra.run.dir={run_dir}")
     assert killed.returncode == 128 + signal.Signals[signal_name]
     last_line = killed.stderr.strip().splitlines()[-1]
+    assert killed.stdout.splitlines()[-1].startswith("Epoch 2/3 ")  # step 15 is in the third epoch
     assert last_line == (
-        f"error: training interrupted by {signal_name} at epoch 2, step 15; state saved to "
+        f"error: training interrupted by {signal_name} in epoch 3/3, step 15; state saved to "
         f"{run_dir}/checkpoints/last.ckpt; resume with ckpt_path={run_dir}/checkpoints/last.ckpt"
     )
+    assert "Received SIGTERM" not in killed.stderr and "weights_only" not in killed.stderr  # Lightning's lines
     interrupted = json.loads((run_dir / "metrics.json").read_text())
     assert interrupted["status"] == "interrupted" and interrupted["error"] == last_line.removeprefix("error: ")
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 15
@@ -66,7 +68,7 @@ def test_ctrl_c_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(dat
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data_dir: Path, tmp_path: Path):
     cfg = compose_run("train", tmp_path, *RUN, "+callbacks.poison._target_=tests.fault_injection.PoisonWeightsAtStep",
                       "+callbacks.poison.step=8")
-    with pytest.raises(TrainingError, match=r"non-finite training loss \(nan\) at epoch 1, step 9 \(batch 2\)"):
+    with pytest.raises(TrainingError, match=r"non-finite training loss \(nan\) in epoch 2/3, step 9 \(batch 2\)"):
         train(cfg)
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["global_step"] == 6 and all(torch.isfinite(w).all() for w in last["state_dict"].values())
@@ -124,7 +126,7 @@ def test_a_non_finite_loss_stops_a_checkpoint_written_mid_epoch(data_dir: Path, 
     # Checkpoints every 5 steps: step 5 is good, the loss goes NaN at step 9, the write at step 10
     # (long before the next log_every_n_steps read of the flag) must not happen.
     cfg = compose_run("train", tmp_path, *RUN, *POISON, "+callbacks.model_checkpoint.every_n_train_steps=5")
-    with pytest.raises(TrainingError, match=r"non-finite training loss \(nan\) at epoch 1, step 9 \(batch 2\)"):
+    with pytest.raises(TrainingError, match=r"non-finite training loss \(nan\) in epoch 2/3, step 9 \(batch 2\)"):
         train(cfg)
     written = {p.name: torch.load(p, weights_only=False) for p in (tmp_path / "checkpoints").iterdir()}
     assert sorted(written) == ["epoch000.ckpt", "last.ckpt"]  # the step-5 one and epoch 0's last state

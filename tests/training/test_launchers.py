@@ -102,7 +102,7 @@ def test_a_simulated_sbatch_job_requeued_on_sigusr1_resumes_bit_identical(data_d
     assert first.returncode == 128 + signal.SIGUSR1, first.stderr[-3000:]
     run_dir = tmp_path / "outputs" / "slurm" / "4242"
     assert first.stderr.strip().splitlines()[-1] == (
-        f"error: training interrupted by SIGUSR1 at epoch 1, step 8; state saved to {run_dir}/checkpoints/last.ckpt; "
+        f"error: training interrupted by SIGUSR1 in epoch 2/2, step 8; state saved to {run_dir}/checkpoints/last.ckpt; "
         "the job is requeued and resumes it")
     assert (tmp_path / "scontrol.calls").read_text() == "requeue 4242\n"
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 8

@@ -33,7 +33,7 @@ def _files(run_dir: Path) -> dict[str, tuple[int, bytes]]:
 def test_resume_a_completed_and_an_interrupted_run_dir(data_dir: Path, tmp_path: Path):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     done = cnnzoo.fit(*RUN, *KILL[:1], "+callbacks.kill.step=999", run_dir=whole)
-    with pytest.raises(TrainingInterrupted, match="interrupted by SIGTERM at epoch 1, step 8"):
+    with pytest.raises(TrainingInterrupted, match="interrupted by SIGTERM in epoch 2/2, step 8"):
         cnnzoo.fit(*RUN, *KILL, run_dir=cut)
     assert json.loads((cut / "metrics.json").read_text())["status"] == "interrupted"
     resumed = cnnzoo.fit(*RUN, *KILL, "resume=true", run_dir=cut)  # the kill step is behind it now

@@ -23,7 +23,7 @@ def test_a_grid_with_failing_jobs_writes_a_summary_of_all_of_them(data_dir: Path
     rows = {row["job"]: row for row in csv.DictReader((sweep / "summary.csv").open())}
     assert {job: row["status"] for job, row in rows.items()} == {
         "0": "failed", "1": "failed", "2": "completed", "3": "failed"}
-    assert rows["0"]["error"].startswith("TrainingError: non-finite training loss (nan) at epoch 0, step 2")
+    assert rows["0"]["error"].startswith("TrainingError: non-finite training loss (nan) in epoch 1/1, step 2")
     assert rows["1"]["error"] == rows["3"]["error"] == "ConfigError: data.batch_size=0: expected a positive integer"
     assert "overrides" not in rows["2"]  # a column per swept parameter instead
     assert (rows["2"]["callbacks.poison.step"], rows["2"]["data.batch_size"]) == ("99", "32")

@@ -55,7 +55,7 @@ def test_a_grid_interrupted_in_job_3_and_resumed_ends_like_an_uninterrupted_one(
     assert stopped.stderr.strip().splitlines()[-1] == f"the sweep stops here; continue it with resume=true hydra.sweep.dir={cut}"
     assert [row["status"] for row in _summary(cut)] == ["completed", "completed", "interrupted"]
     record = json.loads((cut / "2" / "job.json").read_text())
-    assert record["status"] == "interrupted" and record["error"].startswith("TrainingInterrupted: training interrupted by SIGTERM at epoch 0, step 3")
+    assert record["status"] == "interrupted" and record["error"].startswith("TrainingInterrupted: training interrupted by SIGTERM in epoch 1/2, step 3")
     assert not (cut / "3").exists()
     kept = {job: _files(cut / job) for job in "01"}
     interrupted_s = time.time() - started
