@@ -20,10 +20,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from cnnzoo.training.callbacks import PredictionReport
-from cnnzoo.training.console import watched
+from cnnzoo.training.console import metrics_table, quiet_third_party, watched
 from cnnzoo.training.checkpoints import datamodule_for, open_model
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import also_callable, apply_threads, run, user_errors
@@ -36,6 +36,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on its data (or ``cfg.data``); returns what goes to ``metrics.json``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     apply_threads(cfg)
+    quiet_third_party(cfg.get("verbose", False))  # as in train: no tips, no warnings about torch internals
     module, datamodule = _model_and_data(cfg)
     report = PredictionReport(png_dir=run_dir)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
@@ -54,7 +55,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         write_json_atomic(run_dir / "metrics.json", result)
-        rank_zero_info(f"Run dir: {run_dir}\nTest metrics: {OmegaConf.to_yaml(result['metrics']['test']).strip()}")
+        rank_zero_info(f"Run dir: {run_dir}\n{metrics_table(result['metrics'])}")
     return result
 
 

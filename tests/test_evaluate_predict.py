@@ -52,6 +52,17 @@ def test_evaluate_writes_metrics_and_figures(trained: dict[str, Path], tmp_path:
     assert list(event_dir(tmp_path).glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
+def test_evaluate_from_the_command_line_prints_the_metrics_table_and_no_third_party_noise(trained, tmp_path: Path):
+    done = run_cli("evaluate", f"ckpt_path={trained['ckpt']}", f"hydra.run.dir={tmp_path}/run")
+    assert done.returncode == 0, done.stderr[-2000:]
+    accuracy = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]["test"]["accuracy"]
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert lines[-2].split() == ["loss", "accuracy", "f1", "top5"]  # the table train prints, one row
+    assert lines[-1].split()[:1] == ["test"] and float(lines[-1].split()[2]) == round(accuracy, 4)
+    assert not [line for line in lines if "Tip:" in line or "Warning" in line or "available:" in line], lines
+
+
 def test_evaluate_on_data_with_other_classes_is_a_clear_error(trained: dict[str, Path], tmp_path: Path):
     cfg = compose_run("evaluate", tmp_path, f"ckpt_path={trained['ckpt']}", "data=sign_mnist")
     with pytest.raises(ConfigError, match="model mnist_cnn_small has 10 classes but data Sign-Language-MNIST has 24"):

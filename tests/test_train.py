@@ -158,6 +158,11 @@ def test_tensorboard_holds_scalars_hparams_graph_and_figures(data_dir: Path, tmp
     for tag in ("val/confusion_matrix", "val/misclassified"):  # the last validation's only: same weights as the test
         assert [event.step for event in events.Images(tag)] == test_step, tag
     assert tags["graph"]
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    graphs = [e for path in folder.glob("events.out.tfevents.*") for e in EventFileLoader(str(path)).Load()
+              if e.HasField("graph_def")]
+    assert len(graphs) == 1  # one graph per run: TensorBoard warns about a second one (fit and test each logged it)
     hparams = events.PluginTagToContent("hparams")
     assert "_hparams_/experiment" in hparams
     from tensorboard.plugins.hparams import plugin_data_pb2

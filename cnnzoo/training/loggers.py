@@ -115,6 +115,15 @@ class TensorBoardLogger(EpochAxis, _TensorBoardLogger):
             existing = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
             version = existing[0] if len(existing) == 1 else run_name()
         super().__init__(save_dir, name=name, version=version, **kwargs)
+        self._graph_logged = False
+
+    @rank_zero_only
+    def log_graph(self, model: Any, input_array: Any = None) -> None:
+        """The graph once per run: Lightning logs it at every stage (fit, then test), and
+        TensorBoard warns about a run holding more than one."""
+        if not self._graph_logged:
+            super().log_graph(model, input_array)
+            self._graph_logged = True
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, metrics: dict[str, Any] | None = None, step: int | None = None) -> None:
