@@ -2,8 +2,10 @@
 
 The cache lives next to the source (``<file>.cnnzoo.npz``) so it travels with the data; when that
 folder is read-only (a shared or system dataset) it falls back to ``$XDG_CACHE_HOME/cnnzoo``.
-Each entry records the source's path, size and modification time, so editing or replacing the
-source invalidates it.  Writes go to a temporary file that is renamed into place: a killed run
+Each entry records the source's name, size and modification time, so editing or replacing the
+source invalidates it; not its path, so the same files seen from another folder (a moved data
+dir, another checkout's read-only copy) share one entry in ``$XDG_CACHE_HOME`` instead of adding one
+per path.  Writes go to a temporary file that is renamed into place: a killed run
 never leaves a half-written cache behind.  A cache file that cannot be read for any reason (damaged,
 truncated, written by another format version) is decoded again and replaced, never an error.  New
 cache files get the permissions of any file the user writes (``0o666`` less the umask), so a cache
@@ -23,15 +25,18 @@ import numpy as np
 FORMAT_VERSION = 1
 
 
-def _fingerprint(source: Path) -> np.ndarray:
+def _identity(source: Path, name: str) -> str:
     stat = source.stat()
-    text = f"v{FORMAT_VERSION}|{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    return np.frombuffer(hashlib.sha256(text.encode()).digest(), dtype=np.uint8)
+    return f"v{FORMAT_VERSION}|{source.name}|{name}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def _fingerprint(source: Path, name: str) -> np.ndarray:
+    return np.frombuffer(hashlib.sha256(_identity(source, name).encode()).digest(), dtype=np.uint8)
 
 
 def _candidates(source: Path, name: str) -> list[Path]:
     cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnnzoo"
-    digest = hashlib.sha256(str(source.resolve() / name).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(_identity(source, name).encode()).hexdigest()[:16]
     return [source.with_name(name + ".cnnzoo.npz"), cache_home / f"{name}.{digest}.npz"]
 
 
@@ -42,8 +47,8 @@ def cached_arrays(
 
     ``name`` tells apart several entries decoded from one source file (members of one zip).
     """
-    fingerprint = _fingerprint(source)
     name = name or source.name
+    fingerprint = _fingerprint(source, name)
     for path in _candidates(source, name):
         try:
             with np.load(path) as stored:

@@ -1,9 +1,11 @@
 """The Sign-MNIST decoded-array cache, through a real (in-process) ``cnnzoo.train`` run: a damaged
-cache file is rebuilt, and new cache files get the permissions the umask gives any new file."""
+cache file is rebuilt, new cache files get the permissions the umask gives any new file, and the
+same read-only files seen from two folders share one entry in the user's cache."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -58,3 +60,22 @@ def test_new_cache_files_get_the_umask_permissions(tmp_path: Path, monkeypatch: 
     assert len(caches) == 2
     assert {stat.S_IMODE(c.stat().st_mode) for c in caches} == {mode}
     assert not list((tmp_path / "data" / "sign_mnist").glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_read_only_copies_of_the_same_files_share_one_user_cache_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    write_sign_dataset(tmp_path / "one" / "sign_mnist", n_train=24, n_test=24, seed=3)
+    shutil.copytree(tmp_path / "one", tmp_path / "two")  # copy2: same sizes and modification times
+    for copy in ("one", "two"):
+        (tmp_path / copy / "sign_mnist").chmod(0o555)  # read-only, as shared data is kept
+    try:
+        for copy in ("one", "two"):
+            SignMNISTDataModule(data_dir=tmp_path / copy).setup()
+        assert len(list((tmp_path / "cache" / "cnnzoo").iterdir())) == 2  # the train and test CSVs, once
+        source = tmp_path / "two" / "sign_mnist" / "sign_mnist_test.csv.gz"
+        os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))  # a changed file
+        SignMNISTDataModule(data_dir=tmp_path / "two").setup()
+        assert len(list((tmp_path / "cache" / "cnnzoo").iterdir())) == 3
+    finally:
+        for copy in ("one", "two"):
+            (tmp_path / copy / "sign_mnist").chmod(0o755)
