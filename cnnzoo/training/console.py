@@ -26,6 +26,8 @@ THIRD_PARTY_WARNINGS = (
     (r"The number of training batches \(\d+\) is smaller than the logging interval", Warning),
     (r"Total length of `list` across ranks is zero", Warning),  # no validation split, on purpose
     (r"Checkpoint directory .* exists and is not empty", Warning),  # a resumed run writes where it was
+    # DDP: the epoch metrics are ClassCounts sums across ranks already (cnnzoo/training/metrics.py)
+    (r"It is recommended to use `self\.log\('(train|val|test)/.*sync_dist=True", Warning),
 )
 #: Start of Lightning's info lines that are tips or restate the config.
 THIRD_PARTY_INFO = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:")
