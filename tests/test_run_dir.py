@@ -63,3 +63,12 @@ def test_a_second_run_on_a_busy_run_dir_stops_at_once_and_a_dead_runs_lock_is_ta
     assert (run_dir / ".cnnzoo.lock").read_text().strip() == str(first.pid)
     result = train(compose_run("train", run_dir, "model=mnist_mlp", *TINY))  # in-process: takes the lock over
     assert result["status"] == "completed" and json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("entry", ["train", "evaluate", "predict", "export"])
+def test_a_run_dir_that_cannot_be_created_is_one_line_from_every_entry_point(tmp_path: Path, entry: str):
+    (tmp_path / "notes.txt").write_text("hello")
+    done = subprocess.run([sys.executable, "-m", f"cnnzoo.{entry}", f"hydra.run.dir={tmp_path}/notes.txt/run"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stderr) == (2, f"error: hydra.run.dir={tmp_path}/notes.txt/run: cannot create it "
+                                                 "(Not a directory)\n")
