@@ -27,10 +27,11 @@ RUN_FILES = ("metrics.json", "checkpoints/last.ckpt")
 
 @contextmanager
 def _typed_errors() -> Iterator[None]:
-    """Hydra's and ``instantiate``'s wrappers unwrapped: the caller sees the ``CnnzooError``."""
-    from hydra.errors import HydraException
+    """Hydra's and ``instantiate``'s wrappers unwrapped: the caller sees the ``CnnzooError``, and an
+    override of a missing key the command line's ``unknown key ...: did you mean ...?``."""
+    from hydra.errors import ConfigCompositionException, HydraException
 
-    from cnnzoo.cli import user_error
+    from cnnzoo.cli import unknown_key_message, user_error
 
     try:
         yield
@@ -40,7 +41,8 @@ def _typed_errors() -> Iterator[None]:
         found = user_error(e)
         if found is not None:
             raise found from None
-        raise ConfigError(" ".join(str(e).split())) from None
+        message = unknown_key_message(e) if isinstance(e, ConfigCompositionException) else None
+        raise ConfigError(message or " ".join(str(e).split())) from None  # the command line's line, or Hydra's
     except Exception as e:
         found = user_error(e)
         if found is None:

@@ -6,11 +6,14 @@ with ``HYDRA_FULL_ERROR=1``.  Errors raised inside ``hydra.utils.instantiate`` a
 ``InstantiationException``; the user's error is unwrapped from it.  Inside a Hydra multirun the
 error is raised instead, so the sweeper records that one job as failed and goes on with the others.
 
-``run(main)`` starts an entry point: an override of a key the config does not have
-(``optimizer.lrr=1e-3``), which Hydra rejects before any cnnzoo code runs, gets one line naming the
-closest existing key instead of Hydra's advice to add it with ``+``.  ``apply_threads`` is
-``threads=N`` for every entry point; the ``${cnnzoo_groups:...}`` resolver lists an entry point's own
-config groups in its ``--help``.
+``run(main)`` starts an entry point.  Two mistakes Hydra reports while composing, before any cnnzoo
+code runs, get one line too: an override of a key the config does not have (``optimizer.lrr=1e-3``)
+names the closest existing key instead of Hydra's advice to add it with ``+``; a config group set to
+a value that names no option (``logger=null``, a ``ValueError`` traceback) lists the options and
+``~logger``, which leaves it out (``cnnzoo.run_dir.RunDirGuard`` does the same for a
+``hydra.run.dir`` that cannot be created).  ``apply_threads is ``threads=N`` for every entry
+point; the ``${cnnzoo_groups:...}`` resolver lists an entry point's own config groups in its
+``--help``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import importlib
 import os
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
 import cnnzoo.run_dir  # noqa: F401 - registers ${cnnzoo_run_id:} for conf/hydra/default.yaml
+import cnnzoo.threads
 import cnnzoo.training.resume  # noqa: F401 - registers ${cnnzoo_job_subdir:} (hydra.sweep.subdir)
 from cnnzoo.errors import CnnzooError, ConfigError
 
@@ -68,8 +72,8 @@ def run(main: Callable[[], Any]) -> None:
     """Call the ``@hydra.main`` function ``main`` as ``python -m cnnzoo.<entry>`` does.
 
     Hydra composes the config inside ``main`` and reports its own errors there (through
-    ``hydra._internal.utils.run_and_report``); while ``main`` runs, that reporter first turns an
-    override of a missing key into ``error: <message>`` and exit status 2.
+    ``hydra._internal.utils.run_and_report``); while ``main`` runs, that reporter first turns the
+    mistakes above into ``error: <message>`` and exit status 2.
     """
     from hydra._internal import utils as hydra_utils
 
@@ -77,18 +81,21 @@ def run(main: Callable[[], Any]) -> None:
 
     imported()  # cnnzoo/startup.py: the imports, collector-free until here, are frozen
     report = hydra_utils.run_and_report
-    hydra_utils.run_and_report = lambda func: report(lambda: _unknown_keys_reported(func))
+    hydra_utils.run_and_report = lambda func: report(lambda: _hydra_errors_reported(func))
     try:
         main()
     finally:
         hydra_utils.run_and_report = report
 
 
-def _unknown_keys_reported(func: Callable[[], Any]) -> Any:
+def _hydra_errors_reported(func: Callable[[], Any]) -> Any:
     try:
         return func()
-    except ConfigCompositionException as e:
-        message = unknown_key_message(e)
+    except (ConfigCompositionException, ValueError) as e:
+        if isinstance(e, ConfigCompositionException):
+            message = unknown_key_message(e)
+        else:
+            message = group_value_message(sys.argv[1:])
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {message}", file=sys.stderr)
@@ -109,22 +116,38 @@ def unknown_key_message(error: ConfigCompositionException) -> str | None:
     return f"unknown key {full_key}: {hint}"
 
 
+def group_value_message(overrides: Sequence[str]) -> str | None:
+    """``logger=null: expected one of csv, mlflow, tensorboard, or ~logger to leave it out`` for a
+    config group given a value that names no option (Hydra's ``ValueError``), else None."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        group = override.key_or_group
+        if override.is_sweep_override() or override.is_delete() or not (CONF / group).is_dir():
+            continue
+        if not isinstance(override.value(), (str, list, dict)):
+            return f"{override.input_line}: expected one of {', '.join(_options(group))}, or ~{group} to leave it out"
+    return None
+
+
 def apply_threads(cfg: DictConfig) -> None:
     """``threads=N``: torch's CPU threads for this run (null keeps torch's default)."""
-    threads = cfg.get("threads")
+    threads = cnnzoo.threads.check(cfg.get("threads"))
     if threads is None:
         return
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"threads={threads!r}: expected a positive integer (or null for torch's default)")
     import torch  # not at import time: --help must stay torch-free
 
     torch.set_num_threads(threads)
 
 
+def _options(group: str) -> list[str]:
+    """The options of config group ``group`` (its ``conf/<group>/*.yaml``)."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
 def _config_groups(*groups: str) -> str:
     """``group: option, option`` per line, for an entry point's ``--help`` (only its own groups)."""
-    return "\n".join(f"{group}: {', '.join(sorted(p.stem for p in (CONF / group).glob('*.yaml')))}"
-                     for group in groups)
+    return "\n".join(f"{group}: {', '.join(_options(group))}" for group in groups)
 
 
 OmegaConf.register_new_resolver("cnnzoo_groups", _config_groups, replace=True)

@@ -18,7 +18,7 @@ from typing import Any  # noqa: E402
 import hydra  # noqa: E402
 import torch  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from cnnzoo.atomic import write_json_atomic  # noqa: E402
 from cnnzoo.cli import also_callable, apply_threads, run, user_errors  # noqa: E402
@@ -27,12 +27,15 @@ from cnnzoo.data.images import load_image  # noqa: E402
 from cnnzoo.errors import ConfigError, ModelError  # noqa: E402
 from cnnzoo.models.checkpoint import CheckpointNetwork, load_network  # noqa: E402
 
+LISTED = {"inputs": (str, "an image path or a list of them, like inputs=[a.png,b.png]"),
+          "index": (int, "a test-set index or a list of them, like index=[0,1]")}
+
 
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     """Top-k predictions for ``cfg.inputs`` then ``cfg.index``; also written to ``predictions.json``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     apply_threads(cfg)
-    inputs, indices = list(cfg.get("inputs") or []), list(cfg.get("index") or [])
+    inputs, indices = _listed(cfg, "inputs"), _listed(cfg, "index")
     if not inputs and not indices:
         raise ConfigError("nothing to predict: give inputs=[a.png,b.png] or index=[0,1,...]")
     module = load_network(cfg.ckpt_path)  # torch.load and cnnzoo.models: no Lightning
@@ -61,6 +64,17 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     return records
 
 
+def _listed(cfg: DictConfig, key: str) -> list:
+    """``inputs``/``index``: one value (a path, an index) or a list of them."""
+    kind, expected = LISTED[key]
+    value = cfg.get(key)
+    values = [] if value is None else list(value) if OmegaConf.is_list(value) else [value]
+    if not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
+        shown = OmegaConf.to_object(value) if OmegaConf.is_list(value) else value
+        raise ConfigError(f"{key}={shown!r}: expected {expected}")
+    return values
+
+
 def _check_top_k(value: object, num_classes: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"top_k={value!r}: expected a positive integer")
@@ -71,7 +85,7 @@ def _test_images(datamodule: DataSpec, indices: list) -> tuple[torch.Tensor, tor
     datamodule.setup("test")
     images, labels = datamodule.splits["test"]
     for i in indices:
-        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(images):
+        if not 0 <= i < len(images):  # an int: _listed
             raise ConfigError(f"index={i!r}: the {datamodule.name} test set has images 0..{len(images) - 1}")
     return images[indices], labels[indices]
 

@@ -9,7 +9,7 @@ dir as a ``hydra.run.dir=...`` override, so every rank of one run writes into th
 
 ``RunDirGuard`` (a Hydra callback, ``conf/hydra/default.yaml``) keeps what an earlier run made: a
 run dir (or a sweep dir) that already holds results or checkpoints is refused before Hydra writes
-``.hydra/`` into it, unless this run resumes that one (``ckpt_path=last``, a checkpoint of that
+``.hydra/`` into it (as is one that cannot be created), unless this run resumes that one (``ckpt_path=last``, a checkpoint of that
 dir, ``resume=true``, a requeued job); ``cnnzoo.api`` applies the same check.
 
 ``lock_run_dir`` is called at the start of ``cnnzoo.train``: it writes ``<dir>/.cnnzoo.lock`` with
@@ -85,24 +85,33 @@ def _resumes(run_dir: Path, cfg: DictConfig) -> bool:
 
 
 class RunDirGuard(Callback):
-    """``check_unused`` on the run dir (or sweep dir) of the ``jobs`` that write results into one,
-    before Hydra writes anything there (``summary``'s dir is ``.`` and it writes nothing)."""
+    """Before Hydra writes into the run dir (or sweep dir): a dir that cannot be created is one line
+    (Hydra would create it with a traceback), and for the ``jobs`` that write results into it,
+    ``check_unused`` (``summary``'s dir is ``.`` and it writes nothing)."""
 
     def __init__(self, jobs: list[str]) -> None:
         self.jobs = list(jobs)
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        self._check(config, Path(config.hydra.run.dir), "hydra.run.dir")
+        from cnnzoo.cli import user_errors
+        from cnnzoo.errors import ConfigError
+
+        run_dir = Path(config.hydra.run.dir)
+        with user_errors():
+            self._check(config, run_dir, "hydra.run.dir")
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ConfigError(f"hydra.run.dir={run_dir}: cannot create it ({e.strerror})") from e
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        self._check(config, Path(config.hydra.sweep.dir), "hydra.sweep.dir")
-
-    def _check(self, config: DictConfig, path: Path, key: str) -> None:
         from cnnzoo.cli import user_errors
 
-        if config.hydra.job.name not in self.jobs:
-            return
         with user_errors():
+            self._check(config, Path(config.hydra.sweep.dir), "hydra.sweep.dir")
+
+    def _check(self, config: DictConfig, path: Path, key: str) -> None:
+        if config.hydra.job.name in self.jobs:
             check_unused(path.resolve(), config.hydra.job.name, config, key)
 
 

@@ -28,6 +28,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from cnnzoo.errors import ConfigError
+
 QUIET_BELOW = 0.5  # cores busy with other work below which the machine counts as quiet
 SAMPLE_S = 0.05
 
@@ -107,6 +109,13 @@ def threads_from_argv(argv: Sequence[str]) -> int | None:
         if key == "threads" and value.isdigit() and int(value) > 0:
             return int(value)
     return None
+
+
+def check(threads: object) -> int | None:
+    """``threads=``: null or a positive count (the one message of every entry point)."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads={threads!r}: expected a positive integer (or null for torch's default)")
+    return threads
 
 
 #: the choice this process made (None until :func:`configure` ran)

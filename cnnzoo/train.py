@@ -36,7 +36,7 @@ from cnnzoo.data.datamodule import TensorDataModule
 from cnnzoo.errors import ConfigError, TrainingError, TrainingInterrupted
 from cnnzoo.training.faults import FaultHandling, check_output_dirs
 from cnnzoo.run_dir import lock_run_dir
-from cnnzoo.training.trainer_checks import check_trainer
+from cnnzoo.training.trainer_checks import check_run, check_trainer
 from cnnzoo.training.module import ClassifierModule, grouped_metrics
 from cnnzoo import memory, threads
 from cnnzoo.training.precision import configure_precision
@@ -153,6 +153,7 @@ def _train_in(run_dir: Path, cfg: DictConfig, datamodule: TensorDataModule | Non
         rank_zero_info(f"resume=true: {run_dir} has completed; its result:\n{metrics_table(resumed.result['metrics'])}")
         return resumed.result, load_classifier(resumed.result["checkpoints"]["last"] or _any_checkpoint(run_dir))
     check_trainer(cfg.trainer)
+    check_run(cfg)  # seed, threads, true/false switches, data.*, model.* keys
     quiet_third_party(cfg.get("verbose", False))
     rank_zero_info(memory.tune())  # cnnzoo/memory.py: buffers reused, not faulted in every step
     L.seed_everything(cfg.seed, workers=True, verbose=False)

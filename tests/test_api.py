@@ -70,6 +70,11 @@ def test_errors_are_typed_one_line_exceptions(data_dir: Path, tmp_path: Path):
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="Could not find 'model/lenet'"):
         cnnzoo.fit("lenet", run_dir=tmp_path / "b")
+    with pytest.raises(ConfigError) as err:  # the command line's message, not Hydra's advice to add it with +
+        cnnzoo.fit("mnist_mlp", "optimizer.lrr=1e-3", run_dir=tmp_path / "c")
+    assert str(err.value) == "unknown key optimizer.lrr: did you mean optimizer.lr?"
+    with pytest.raises(ConfigError, match=r"^seed='x': expected an integer in \[0, 4294967295\]$"):
+        cnnzoo.fit("mnist_mlp", "seed=x", run_dir=tmp_path / "d")
     with pytest.raises(ConfigError, match="not a cnnzoo run dir"):
         cnnzoo.open_run(tmp_path / "nowhere")
 

@@ -282,6 +282,67 @@ def _(tmp):
     _evaluate(tmp, f"ckpt_path={_checkpoint(tmp)}", "threads=0")
 
 
+# Run values: each checked when training starts, before the data is read.
+RUN_CASES = {
+    "seed not a number": ("seed=x",),
+    "negative seed": ("seed=-1",),
+    "seed too large": ("seed=99999999999",),
+    "seed not whole": ("seed=1.5",),
+    "negative thread count (train)": ("threads=-3",),
+    "thread count not a number (train)": ("threads=abc",),
+    "zero threads (train)": ("threads=0",),
+    "zero logging interval": ("trainer.log_every_n_steps=0",),
+    "zero gradient accumulation": ("+trainer.accumulate_grad_batches=0",),
+    "negative batch limit": ("+trainer.limit_train_batches=-1",),
+    "unknown accelerator": ("trainer.accelerator=banana",),
+    "accelerator not here": ("trainer.accelerator=tpu",),
+    "option the model lacks": ("+model.dropout=5",),
+    "misspelt model option": ("+model.label_smoothin=0.1",),
+    "switch not true/false": ("channels_last=abc",),
+    "data switch not true/false": ("data.drop_last=abc",),
+    "download not true/false": ("data.download=maybe",),
+    "resize too large (train)": ("data.resize=100000",),
+}
+for _name, _overrides in RUN_CASES.items():
+    case(_name, " ".join(f"`{o}`" for o in _overrides))(lambda tmp, overrides=_overrides: _train(tmp, *overrides))
+
+
+@case("GPU asked for, none here", "`trainer.accelerator=gpu` on a machine without CUDA")
+def _(tmp):
+    from lightning.pytorch.accelerators import CUDAAccelerator
+
+    with pytest.MonkeyPatch.context() as patch:  # this machine may have a GPU: the check asks Lightning
+        patch.setattr(CUDAAccelerator, "is_available", staticmethod(lambda: False))
+        _train(tmp, "trainer.accelerator=gpu")
+
+
+@case("resize too large (summary)", "`summary model=mnist_mlp data.resize=100000`",
+      cli=["summary", "model=mnist_mlp", "data.resize=100000"])
+def _(tmp):
+    run_main(cnnzoo.summary, "model=mnist_mlp", "data.resize=100000")
+
+
+@case("config group set to null", "`logger=null`", cli=["train", "logger=null"])
+def _(tmp):
+    run_main(cnnzoo.train, "logger=null")
+
+
+@case("run dir under a file", "`summary hydra.run.dir=<dir>/notes.txt/run`")
+def _(tmp):  # summary logs nothing: train's Hydra logging would replace pytest's handlers (train: tests/test_run_dir.py)
+    (tmp / "notes.txt").write_text("hello")
+    run_main(cnnzoo.summary, f"hydra.run.dir={tmp}/notes.txt/run")
+
+
+@case("predict: index not a number", "`index=abc`")
+def _(tmp):
+    _predict(tmp, f"ckpt_path={_checkpoint(tmp)}", "index=abc")
+
+
+@case("predict: inputs not a path", "`inputs=3`")
+def _(tmp):
+    _predict(tmp, f"ckpt_path={_checkpoint(tmp)}", "inputs=3")
+
+
 # ----------------------------------------------------------------------------- concurrent runs
 
 @case("run dir in use", "a second run with the same `hydra.run.dir` while the first is running")

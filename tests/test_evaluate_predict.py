@@ -110,6 +110,14 @@ def test_predict_files_and_test_indices(trained: dict[str, Path], tmp_path: Path
         assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
 
 
+def test_predict_takes_one_file_or_one_index_without_a_list(trained: dict[str, Path], tmp_path: Path):
+    digit = tmp_path / "digit.png"
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(digit)
+    records = predict(compose_run("predict", tmp_path / "run", f"ckpt_path={trained['ckpt']}", f"inputs={digit}",
+                                  "index=3"))
+    assert [r["input"] for r in records] == [str(digit), "MNIST test #3"]
+
+
 @pytest.mark.slow
 def test_predict_prints_a_table(trained: dict[str, Path], tmp_path: Path):
     done = run_cli("predict", f"ckpt_path={trained['ckpt']}", "index=[1]", f"hydra.run.dir={tmp_path}")

@@ -111,3 +111,12 @@ def test_a_sweep_dir_with_jobs_is_refused_unless_resumed(data_dir: Path, tmp_pat
         "give a new hydra.sweep.dir, or leave it out for a fresh one")
     assert _files(sweep) == made
     assert _cli("train", *args, "resume=true", cwd=tmp_path, env=env)[0] == 0
+
+
+@pytest.mark.parametrize("entry", ["train", "evaluate", "predict", "export"])
+def test_a_run_dir_that_cannot_be_created_is_one_line_from_every_entry_point(tmp_path: Path, entry: str):
+    (tmp_path / "notes.txt").write_text("hello")
+    done = subprocess.run([sys.executable, "-m", f"cnnzoo.{entry}", f"hydra.run.dir={tmp_path}/notes.txt/run"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stderr) == (2, f"error: hydra.run.dir={tmp_path}/notes.txt/run: cannot create it "
+                                                 "(Not a directory)\n")

@@ -23,6 +23,8 @@ SOURCES: dict[str, IdxDataset | CsvDataset] = {
     "MNISTDataModule": MNIST, "FashionMNISTDataModule": FASHION_MNIST, "SignMNISTDataModule": SIGN_MNIST,
 }
 IMAGE_SIZE = (28, 28)
+MAX_SIZE = 1024  # data.resize per side: the images are 28x28, and a 1024x1024 batch of 64 is already 256 MiB
+SWITCHES = ("drop_last", "download")
 MODULES = ("cnnzoo.data", "cnnzoo.data.datamodule")
 
 
@@ -62,18 +64,32 @@ def data_spec(config: Mapping) -> DataSpec | None:
     module, _, name = str(config.get("_target_", "")).rpartition(".")
     if module not in MODULES or name not in SOURCES:
         return None
+    check_data(config)
     data_dir = config.get("data_dir")
     return DataSpec(SOURCES[name], check_size(config.get("resize")) or IMAGE_SIZE,
                     check_normalize(config.get("normalize")), Path(data_dir) if data_dir else default_data_dir(),
-                    bool(config.get("download", False)))
+                    config.get("download", False))
+
+
+def check_switch(value: object, key: str) -> None:
+    """A true/false value: any other text would read as true."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r}: expected true or false")
+
+
+def check_data(config: Mapping) -> None:
+    """The true/false keys of a data config (``data.drop_last``, ``data.download``)."""
+    for key in SWITCHES:
+        check_switch(config.get(key, False), f"data.{key}")
 
 
 def check_size(value: object) -> tuple[int, int] | None:
     if value is None:
         return None
     size = (value, value) if isinstance(value, int) else tuple(value)  # type: ignore[arg-type]
-    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
-        raise ConfigError(f"data.resize={value!r}: expected null, a positive int or [height, width]")
+    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIZE for v in size):
+        raise ConfigError(f"data.resize={value!r}: expected null, a positive int or [height, width], "
+                          f"each at most {MAX_SIZE}")
     return size  # type: ignore[return-value]
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,7 @@ from cnnzoo.errors import TrainingError
 from cnnzoo.training.faults import AtomicCheckpointIO
 from cnnzoo.train import train
 from cnnzoo.training.loggers import event_dir
-from tests.conftest import compose_run, run_cli
+from tests.conftest import REPO, compose_run, run_cli
 
 # mnist_mlp has Dropout (random masks) and no validation split; the data_dir fixture's MNIST has 96
 # training images, so batches of 16 give 6 steps an epoch and step 15 is in the middle of epoch 2.
@@ -63,6 +66,19 @@ def test_ctrl_c_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(dat
     assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
     whole_metrics, cut_metrics = (json.loads((d / "metrics.json").read_text()) for d in (whole, cut))
     assert cut_metrics["status"] == "completed" and cut_metrics["metrics"] == whole_metrics["metrics"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_entry_point_imports_is_one_line_and_130(data_dir: Path, tmp_path: Path):
+    started = subprocess.Popen([sys.executable, "-m", "cnnzoo.train", *RUN, f"hydra.run.dir={tmp_path}/run"],
+                               cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=False)
+    time.sleep(0.5)  # torch and Lightning take seconds to import
+    started.send_signal(signal.SIGINT)
+    _, stderr = started.communicate(timeout=120)
+    assert started.returncode == 130
+    assert stderr == "error: interrupted by SIGINT while starting; nothing was written\n"
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data_dir: Path, tmp_path: Path):
