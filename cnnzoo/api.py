@@ -59,13 +59,20 @@ def compose_run(config_name: str, overrides: Sequence[str], run_dir: str | Path 
     from hydra.core.utils import setup_globals
     from omegaconf import OmegaConf, open_dict, read_write
 
+    from cnnzoo.cli import group_value_message
     from cnnzoo.run_dir import check_unused, new_run_id
 
     new_run_id()  # each run its own default dir, however many one notebook starts
     overrides = [*overrides, *([f"hydra.run.dir={Path(run_dir).resolve()}"] if run_dir else [])]
     setup_globals()  # Hydra's ${now:} resolver
     with _typed_errors(), initialize_config_dir(str(CONF), version_base="1.3", job_name=config_name):
-        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+        try:
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+        except ValueError:  # Hydra's for a config group set to no option (logger=null): the command line's line
+            message = group_value_message(overrides)
+            if message is None:
+                raise
+            raise ConfigError(message) from None
     output_dir = Path(cfg.hydra.run.dir).resolve()
     check_unused(output_dir, config_name, cfg)  # as RunDirGuard does for the command line
     with open_dict(cfg):

@@ -80,7 +80,7 @@ def _resumes(run_dir: Path, cfg: DictConfig) -> bool:
     from cnnzoo.training.resume import requeued  # Lightning: only a train job gets here
 
     ckpt = cfg.get("ckpt_path")
-    return bool(cfg.get("resume") or requeued(run_dir) or ckpt == "last"
+    return bool(cfg.get("resume") is True or requeued(run_dir) or ckpt == "last"
                 or (ckpt and run_dir.resolve() in Path(ckpt).resolve().parents))
 
 

@@ -146,14 +146,14 @@ def _record_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> None:
 
 def _train_in(run_dir: Path, cfg: DictConfig, datamodule: TensorDataModule | None,
               model: ClassifierModule | None) -> tuple[dict[str, Any], ClassifierModule]:
+    check_trainer(cfg.trainer)
+    check_run(cfg)  # seed, threads, true/false switches (resume too, read next), data.*, model.* keys
     composed = flat_config(cfg)  # as given (what follows may adjust cfg), for a later resume=true
     again = requeued(run_dir)  # a cluster job stopped and requeued (SLURM, submitit) resumes
     resumed = resume_run(composed, run_dir, explicit=again) if cfg.get("resume") or again else Resumed()
     if resumed.result is not None:
         rank_zero_info(f"resume=true: {run_dir} has completed; its result:\n{metrics_table(resumed.result['metrics'])}")
         return resumed.result, load_classifier(resumed.result["checkpoints"]["last"] or _any_checkpoint(run_dir))
-    check_trainer(cfg.trainer)
-    check_run(cfg)  # seed, threads, true/false switches, data.*, model.* keys
     quiet_third_party(cfg.get("verbose", False))
     rank_zero_info(memory.tune())  # cnnzoo/memory.py: buffers reused, not faulted in every step
     L.seed_everything(cfg.seed, workers=True, verbose=False)

@@ -68,6 +68,8 @@ def test_errors_are_typed_one_line_exceptions(data_dir: Path, tmp_path: Path):
     with pytest.raises(ConfigError, match="data.batch_size=0: expected a positive integer") as err:
         cnnzoo.fit("mnist_mlp", "data.batch_size=0", run_dir=tmp_path / "a")
     assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="^logger=null: expected one of csv, mlflow, tensorboard, or ~logger to leave it out$"):
+        cnnzoo.fit("mnist_mlp", "logger=null", run_dir=tmp_path / "c")
     with pytest.raises(ConfigError, match="Could not find 'model/lenet'"):
         cnnzoo.fit("lenet", run_dir=tmp_path / "b")
     with pytest.raises(ConfigError) as err:  # the command line's message, not Hydra's advice to add it with +

@@ -92,7 +92,7 @@ def export_checkpoint(ckpt_path: str | Path | None, fmt: str = "onnx", output: s
     if fmt in KERAS_FORMATS and path.suffix.lower() != FORMATS[fmt]:
         raise ConfigError(f"output={path}: format={fmt} writes a {FORMATS[fmt]} file and Keras picks the reader by "
                           f"the suffix; name it *{FORMATS[fmt]}")
-    if path.exists() and not overwrite:
+    if path.is_file() and not overwrite:
         raise ConfigError(f"output={path} exists: give another output=, or overwrite=true to replace it")
     facts = model_facts(load_network(ckpt_path))  # torch.load and cnnzoo.models: no Lightning
     if fmt in KERAS_FORMATS:
