@@ -97,7 +97,9 @@ def test_an_unwritable_checkpoint_dir_fails_before_training(data_dir: Path, tmp_
     cfg = compose_run("train", tmp_path / "run", *RUN, f"callbacks.model_checkpoint.dirpath={tmp_path}/file/ckpts")
     with pytest.raises(TrainingError, match=rf"output dir {tmp_path}/file/ckpts: cannot write there"):
         train(cfg)
-    assert not (tmp_path / "run" / "metrics.json").exists()
+    recorded = json.loads((tmp_path / "run" / "metrics.json").read_text())  # the failure, nothing else
+    assert recorded["status"] == "failed" and recorded["error"].startswith(f"output dir {tmp_path}/file/ckpts: cannot")
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_a_disk_without_room_for_checkpoints_fails_before_training(data_dir, tmp_path, monkeypatch):

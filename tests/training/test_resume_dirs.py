@@ -56,7 +56,7 @@ def test_resume_refuses_a_changed_config_and_continues_to_more_epochs(data_dir: 
     cnnzoo.fit(*short, run_dir=run_dir)
     with pytest.raises(ConfigError, match=r"differs .* at data\.batch_size \(16 -> 32\), optimizer\.lr \(0\.001 -> 0\.01\);"):
         cnnzoo.fit(*short, "data.batch_size=32", "optimizer.lr=0.01", "resume=true", run_dir=run_dir)
-    with pytest.raises(ConfigError, match=r"trainer\.max_epochs \(1 -> 0\)"):
+    with pytest.raises(ConfigError, match=r"^trainer\.max_epochs=0: expected a positive integer"):  # checked first
         cnnzoo.fit(*short, "trainer.max_epochs=0", "resume=true", run_dir=run_dir)
     first = json.loads((run_dir / "metrics.json").read_text())
     assert first["epochs"] == 1 and len(first["history"]["loss"]) == 1
