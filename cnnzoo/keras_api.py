@@ -67,6 +67,24 @@ Flatten = _keras_constructor(specs.Flatten)
 Activation = _keras_constructor(specs.Activation)
 
 
+#: Keras' ``verbose`` values: "auto" (1 where someone watches), 0 silent, 1 a bar, 2 a line per epoch.
+VERBOSE = ("auto", 0, 1, 2)
+
+
+def _check_verbose(method: str, verbose: object) -> None:
+    if isinstance(verbose, bool) or verbose not in VERBOSE:
+        raise ConfigError(f"{method}(verbose={verbose!r}): expected 'auto', 0, 1 or 2")
+
+
+def _batch_size(method: str, batch_size: object) -> int:
+    """Keras' ``batch_size``: None is 32."""
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"{method}(batch_size={batch_size!r}): expected a positive integer or None")
+    return int(batch_size)
+
+
 @dataclasses.dataclass
 class History:
     """Keras' ``History``: ``history`` maps each metric (``loss``, ``accuracy``, ``val_loss`` ...)
@@ -134,7 +152,7 @@ class Sequential:
             raise ConfigError(f"compile(metrics={metrics!r}): cnnzoo reports loss, accuracy, f1 and top5; "
                               f"{unknown[0]!r} is not one of them")
         self.optimizer = {**options, "name": options["name"].lower()}
-        self.metrics = ["accuracy"] if metrics else []
+        self.metrics = list(dict.fromkeys(metrics or []))  # Keras' names for them: evaluate's keys
         if self.module is not None:
             self.module.optimizer_options = dict(self.optimizer)
 
@@ -210,13 +228,25 @@ class Sequential:
         self.history = History(result["history"], Path(result["run_dir"]))
         return self.history
 
-    def evaluate(self, x, y, batch_size: int = 32) -> float | list[float]:
-        """Keras' ``evaluate``: the loss, or ``[loss, accuracy]`` when compiled with ``metrics``."""
+    @property
+    def metrics_names(self) -> list[str]:
+        """Keras' ``metrics_names``: what :meth:`evaluate` returns, in order (``["loss", "accuracy"]``)."""
+        return ["loss", *self.metrics]
+
+    def evaluate(self, x, y, batch_size: int | None = None, verbose: int | str = "auto",
+                 return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """Keras' ``evaluate``: the loss, or ``[loss, accuracy]`` when compiled with ``metrics``;
+        ``return_dict=True``: ``{"loss": ..., "accuracy": ...}``.  ``verbose`` is taken as Keras takes
+        it; nothing is printed either way."""
         import torch
 
         from cnnzoo.data.arrays import as_images, as_labels
         from cnnzoo.training.metrics import ClassCounts
 
+        _check_verbose("evaluate", verbose)
+        batch_size = _batch_size("evaluate", batch_size)
+        if not isinstance(return_dict, bool):
+            raise ConfigError(f"evaluate(return_dict={return_dict!r}): expected True or False")
         module = self._built().eval()
         images, labels = as_images(x), as_labels(y, self.num_classes)
         counts = ClassCounts(self.num_classes)
@@ -225,14 +255,20 @@ class Sequential:
                 logits = module(part)
                 counts.update(logits, target, module.loss(logits, target))
         values = counts.compute()
-        return [values["loss"].item(), values["accuracy"].item()] if self.metrics else values["loss"].item()
+        results = {"loss": values["loss"].item(), **{name: values["accuracy"].item() for name in self.metrics}}
+        if return_dict:
+            return results
+        return list(results.values()) if self.metrics else results["loss"]
 
-    def predict(self, x, batch_size: int = 32) -> np.ndarray:
-        """Keras' ``predict``: what the model outputs (probabilities for a softmax head), as NumPy."""
+    def predict(self, x, batch_size: int | None = None, verbose: int | str = "auto") -> np.ndarray:
+        """Keras' ``predict``: what the model outputs (probabilities for a softmax head), as NumPy;
+        ``verbose`` is taken as Keras takes it; nothing is printed either way."""
         import torch
 
         from cnnzoo.data.arrays import as_images
 
+        _check_verbose("predict", verbose)
+        batch_size = _batch_size("predict", batch_size)
         module = self._built().eval()
         images = as_images(x)
         with torch.no_grad():

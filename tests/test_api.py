@@ -240,3 +240,15 @@ def test_sequential_errors_name_what_was_wrong():
         model.fit(np.zeros((8, 28, 28)), np.arange(8), verbose=0)
     with pytest.raises(DataError, match=r"^x of dtype object: expected images \(N, H, W, C\) or \(N, H, W\) of numbers$"):
         model.fit([None], [0], verbose=0)
+
+
+def test_sequential_evaluate_and_predict_take_keras_verbose_and_return_dict():
+    x, y = _stripes(8, 2)
+    model = Sequential([Input((28, 28, 1)), Flatten(), Dense(4, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss, accuracy = model.evaluate(x, y, verbose=0)  # the seeds' call
+    assert model.metrics_names == ["loss", "accuracy"]
+    assert model.evaluate(x, y, verbose=0, return_dict=True) == {"loss": loss, "accuracy": accuracy}
+    assert model.predict(x, verbose=0, batch_size=None).shape == (8, 4)
+    with pytest.raises(ConfigError, match=r"^predict\(verbose='loud'\): expected 'auto', 0, 1 or 2$"):
+        model.predict(x, verbose="loud")
