@@ -17,6 +17,9 @@ signals and errors behave as on the command line.  Arrays are used as given, as 
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +77,26 @@ VERBOSE = ("auto", 0, 1, 2)
 def _check_verbose(method: str, verbose: object) -> None:
     if isinstance(verbose, bool) or verbose not in VERBOSE:
         raise ConfigError(f"{method}(verbose={verbose!r}): expected 'auto', 0, 1 or 2")
+
+
+@contextmanager
+def _silent(verbose: object) -> Iterator[None]:
+    """Keras' ``verbose=0``: none of the run's info lines (cnnzoo's set-up notes, the summary
+    table, the run dir and metrics table, Lightning's); warnings and errors still show."""
+    from cnnzoo.training.console import LIGHTNING_LOGGERS
+
+    if verbose not in (0, False):
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in (*LIGHTNING_LOGGERS, "cnnzoo")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _batch_size(method: str, batch_size: object) -> int:
@@ -201,6 +224,7 @@ class Sequential:
         from cnnzoo.train import train_model
         from cnnzoo.training.loggers import run_name
 
+        _check_verbose("fit", verbose)
         with _typed_errors():
             images = as_images(x)
             self.build((images.shape[2], images.shape[3], images.shape[1]))  # Keras' (H, W, C)
@@ -223,7 +247,7 @@ class Sequential:
                                     f"data.batch_size={batch_size}", "test=false", "callbacks.input_inspection=null",
                                     *bar, *overrides], run_dir)
         _name_logged_run(cfg, run_name(overrides, model=self.name))  # not fit's own overrides
-        with _typed_errors():
+        with _typed_errors(), _silent(verbose):
             result, self.module = train_model(cfg, datamodule=datamodule, model=self.module)
         self.history = History(result["history"], Path(result["run_dir"]))
         return self.history

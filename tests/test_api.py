@@ -4,6 +4,7 @@ path, and Keras' Sequential API on a user's arrays."""
 from __future__ import annotations
 
 import importlib
+import logging
 import json
 import sys
 from pathlib import Path
@@ -252,3 +253,20 @@ def test_sequential_evaluate_and_predict_take_keras_verbose_and_return_dict():
     assert model.predict(x, verbose=0, batch_size=None).shape == (8, 4)
     with pytest.raises(ConfigError, match=r"^predict\(verbose='loud'\): expected 'auto', 0, 1 or 2$"):
         model.predict(x, verbose="loud")
+
+
+def test_sequential_fit_with_verbose_0_prints_nothing(tmp_path: Path, capfd, caplog):
+    x, y = _stripes(16, 3)
+    model = Sequential([Input((28, 28, 1)), Flatten(), Dense(4, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO):
+        model.fit(x, y, epochs=1, verbose=0, run_dir=tmp_path / "quiet")
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    assert [r.getMessage() for r in caplog.records if r.levelno < logging.WARNING] == []
+    with caplog.at_level(logging.INFO):  # the loggers' levels are back: verbose=2 shows the run's lines
+        model.fit(x, y, epochs=1, verbose=2, run_dir=tmp_path / "lines")
+    assert "Epoch 1/1" in capfd.readouterr().out and any("Run dir:" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ConfigError, match=r"^fit\(verbose=3\): expected 'auto', 0, 1 or 2$"):
+        model.fit(x, y, verbose=3)
