@@ -79,6 +79,35 @@ def _check_verbose(method: str, verbose: object) -> None:
         raise ConfigError(f"{method}(verbose={verbose!r}): expected 'auto', 0, 1 or 2")
 
 
+def _optimizer_options(optimizer: object) -> dict[str, Any]:
+    """``compile(optimizer=...)`` as cnnzoo's ``model.optimizer`` options (Keras' ``learning_rate``
+    is cnnzoo's ``lr``), checked: a wrong name, option or value is one line naming the argument."""
+    from cnnzoo.training.optim import OPTIMIZERS, check_optimizer
+
+    given = f"compile(optimizer={optimizer!r})"
+    if isinstance(optimizer, str):
+        options: dict[str, Any] = {"name": optimizer}
+    elif isinstance(optimizer, dict):
+        options = dict(optimizer)
+    else:
+        raise ConfigError(f"{given}: expected an optimizer name ({', '.join(sorted(OPTIMIZERS))}) "
+                          "or a dict such as {'name': 'adam', 'learning_rate': 0.001}")
+    name = options.get("name")
+    if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
+        raise ConfigError(f"{given}: expected one of {', '.join(sorted(OPTIMIZERS))}")
+    options["name"] = name.lower()
+    if "learning_rate" in options:
+        if "lr" in options:
+            raise ConfigError(f"{given}: give learning_rate or lr, not both")
+        options["lr"] = options.pop("learning_rate")
+    try:
+        check_optimizer(options)
+    except ConfigError as e:  # its message names config fields (optimizer.lr): here they are Keras' arguments
+        message = str(e).replace("optimizer.lr", "learning_rate").replace(" lr,", " learning_rate,")
+        raise ConfigError(f"{given}: {message.replace('optimizer.', '')}") from None
+    return options
+
+
 @contextmanager
 def _silent(verbose: object) -> Iterator[None]:
     """Keras' ``verbose=0``: none of the run's info lines (cnnzoo's set-up notes, the summary
@@ -162,19 +191,16 @@ class Sequential:
     def compile(self, optimizer: str | dict = "rmsprop", loss: str = "categorical_crossentropy",
                 metrics: list[str] | None = None) -> None:
         """Keras' strings and defaults: ``optimizer`` ``"adam"``/``"rmsprop"``/``"sgd"`` or
-        ``{"name": "adam", "lr": 3e-4}``; ``loss`` one of :data:`LOSSES`; ``metrics`` ``["accuracy"]``."""
-        options = {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer)
-        from cnnzoo.training.optim import OPTIMIZERS
-
-        if str(options.get("name", "")).lower() not in OPTIMIZERS:
-            raise ConfigError(f"compile(optimizer={optimizer!r}): expected one of {', '.join(sorted(OPTIMIZERS))}")
+        ``{"name": "adam", "learning_rate": 3e-4}`` (Keras' option names; checked here, not at
+        ``fit``); ``loss`` one of :data:`LOSSES`; ``metrics`` ``["accuracy"]``."""
+        options = _optimizer_options(optimizer)
         if loss not in LOSSES:
             raise ConfigError(f"compile(loss={loss!r}): expected one of {', '.join(LOSSES)}")
         unknown = [m for m in metrics or [] if m not in ("accuracy", "acc")]
         if unknown:
             raise ConfigError(f"compile(metrics={metrics!r}): cnnzoo reports loss, accuracy, f1 and top5; "
                               f"{unknown[0]!r} is not one of them")
-        self.optimizer = {**options, "name": options["name"].lower()}
+        self.optimizer = options
         self.metrics = list(dict.fromkeys(metrics or []))  # Keras' names for them: evaluate's keys
         if self.module is not None:
             self.module.optimizer_options = dict(self.optimizer)

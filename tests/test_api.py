@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import json
 import sys
 from pathlib import Path
@@ -270,3 +271,17 @@ def test_sequential_fit_with_verbose_0_prints_nothing(tmp_path: Path, capfd, cap
     assert "Epoch 1/1" in capfd.readouterr().out and any("Run dir:" in r.getMessage() for r in caplog.records)
     with pytest.raises(ConfigError, match=r"^fit\(verbose=3\): expected 'auto', 0, 1 or 2$"):
         model.fit(x, y, verbose=3)
+
+
+def test_sequential_compile_takes_keras_learning_rate_and_checks_the_options(tmp_path: Path):
+    x, y = _stripes(16, 4)
+    model = Sequential([Input((28, 28, 1)), Flatten(), Dense(4, activation="softmax")])
+    model.compile(optimizer={"name": "adam", "learning_rate": 3e-4}, loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=1, verbose=0, run_dir=tmp_path)
+    assert history.history["learning_rate"] == [pytest.approx(3e-4)]
+    for optimizer, message in (({"name": "adam", "learning_rate": -1}, "learning_rate=-1: expected a finite number > 0"),
+                               ({"name": "adam", "betas": 0.9}, "unknown key betas: adam takes learning_rate, beta_1"),
+                               ({"name": "sgd", "momentum": "x"}, "momentum='x': expected a finite number >= 0")):
+        with pytest.raises(ConfigError, match=rf"^compile\(optimizer={re.escape(repr(optimizer))}\): {message}") as err:
+            model.compile(optimizer=optimizer)
+        assert "\n" not in str(err.value)
