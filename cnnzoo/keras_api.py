@@ -31,6 +31,19 @@ from cnnzoo.models.layers import LayerSpec, layer_configs
 
 #: Keras' loss names cnnzoo computes (cross-entropy on the softmax head; labels may be either form).
 LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
+#: Keras' loss classes (``keras.losses.SparseCategoricalCrossentropy()``) for those.
+LOSS_CLASSES = {"CategoricalCrossentropy": LOSSES[0], "SparseCategoricalCrossentropy": LOSSES[1]}
+#: Keras' metric names that are cnnzoo's accuracy (the argmax of the output against the label).
+ACCURACY = ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy")
+ACCURACY_CLASSES = ("CategoricalAccuracy", "SparseCategoricalAccuracy")
+#: A Keras optimizer's or loss's config entries cnnzoo leaves to Keras' defaults: (key, the value it takes).
+KERAS_DEFAULTS = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None, "clipvalue": None,
+                  "use_ema": False, "loss_scale_factor": None, "gradient_accumulation_steps": None,
+                  "amsgrad": False, "centered": False, "decay": 0.0, "from_logits": False, "label_smoothing": 0.0,
+                  "ignore_class": None, "axis": -1}
+#: Config entries with no effect on what cnnzoo trains.
+KERAS_INERT = ("name", "ema_momentum", "ema_overwrite_frequency", "jit_compile", "is_legacy_optimizer", "reduction",
+               "fn", "dtype")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +98,11 @@ def _optimizer_options(optimizer: object) -> dict[str, Any]:
     from cnnzoo.training.optim import OPTIMIZERS, check_optimizer
 
     given = f"compile(optimizer={optimizer!r})"
-    if isinstance(optimizer, str):
-        options: dict[str, Any] = {"name": optimizer}
+    if _is_keras_object(optimizer):
+        given = f"compile(optimizer={_keras_name(optimizer)}(...))"
+        options: dict[str, Any] = {"name": type(optimizer).__name__, **_keras_config(optimizer, given, skip=KERAS_INERT)}
+    elif isinstance(optimizer, str):
+        options = {"name": optimizer}
     elif isinstance(optimizer, dict):
         options = dict(optimizer)
     else:
@@ -106,6 +122,79 @@ def _optimizer_options(optimizer: object) -> dict[str, Any]:
         message = str(e).replace("optimizer.lr", "learning_rate").replace(" lr,", " learning_rate,")
         raise ConfigError(f"{given}: {message.replace('optimizer.', '')}") from None
     return options
+
+
+def _is_keras_object(value: object) -> bool:
+    """A Keras (3 or 2 / tf.keras) optimizer, loss or metric object."""
+    return hasattr(value, "get_config") and type(value).__module__.split(".")[0] in ("keras", "tf_keras", "tensorflow")
+
+
+def _keras_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _keras_config(value: object, given: str, skip: tuple[str, ...]) -> dict[str, Any]:
+    """A Keras object's ``get_config()`` less the entries at Keras' defaults; another value of one
+    of those (``amsgrad=True``, ``from_logits=True`` ...) is one line: cnnzoo does not do it."""
+    config = {}
+    for key, item in value.get_config().items():
+        if key in skip:
+            continue
+        if key in KERAS_DEFAULTS:
+            if item != KERAS_DEFAULTS[key]:
+                raise ConfigError(f"{given}: {key}={item!r} is not supported by cnnzoo "
+                                  f"(expected {key}={KERAS_DEFAULTS[key]!r})")
+            continue
+        if isinstance(item, (float, np.floating)):
+            item = float(str(np.float32(item)))  # Keras keeps float32: 1e-3, not 0.0010000000474974513
+        config[key] = item
+    return config
+
+
+def _loss_name(loss: object) -> str:
+    """``compile(loss=...)``: a Keras loss name, class name, function or object, as one of :data:`LOSSES`."""
+    expected = f"expected one of {', '.join(LOSSES)} (a name, a keras.losses function or object)"
+    if _is_keras_object(loss):
+        given = f"compile(loss={_keras_name(loss)}(...))"
+        if type(loss).__name__ not in LOSS_CLASSES:
+            raise ConfigError(f"{given}: {expected}")
+        _keras_config(loss, given, skip=KERAS_INERT)
+        return LOSS_CLASSES[type(loss).__name__]
+    name = getattr(loss, "__name__", None) if callable(loss) else loss
+    name = LOSS_CLASSES.get(name, name) if isinstance(name, str) else name
+    if name not in LOSSES:
+        raise ConfigError(f"compile(loss={loss!r}): {expected}")
+    return name
+
+
+def _metric_names(metrics: object) -> list[str]:
+    """``compile(metrics=...)``: Keras' names (or objects) of accuracy, as Keras names them."""
+    if metrics is None:
+        return []
+    if not isinstance(metrics, (list, tuple)):
+        raise ConfigError(f"compile(metrics={metrics!r}): expected a list, such as ['accuracy']")
+    names = []
+    for metric in metrics:
+        if _is_keras_object(metric) and type(metric).__name__ in ACCURACY_CLASSES:
+            names.append(metric.name)
+        elif isinstance(metric, str) and metric in ACCURACY:
+            names.append(metric)
+        else:
+            shown = f"{_keras_name(metric)}()" if _is_keras_object(metric) else repr(metric)
+            raise ConfigError(f"compile(metrics={metrics!r}): cnnzoo reports loss, accuracy, f1 and top5; "
+                              f"{shown} is not one of them (accuracy: {', '.join(ACCURACY)})")
+    return list(dict.fromkeys(names))
+
+
+def _keras_history(history: dict[str, list[float]], metrics: list[str]) -> dict[str, list[float]]:
+    """The run's history under the metric names compile() was given, as Keras keys it
+    (``sparse_categorical_accuracy``, ``val_sparse_categorical_accuracy``)."""
+    named = {}
+    for key, values in history.items():
+        base = key.removeprefix("val_")
+        for name in (metrics if base == "accuracy" else [base]):
+            named[key[: len(key) - len(base)] + name] = values
+    return named
 
 
 @contextmanager
@@ -171,6 +260,7 @@ class Sequential:
         self.input_shape: tuple[int, ...] | None = None  # Keras order (H, W, C)
         self.module = None  # the ClassifierModule, once the input shape is known
         self.optimizer: dict[str, Any] = {"name": "rmsprop"}  # Keras' compile() default
+        self.loss: str | None = None  # compile()'s, one of LOSSES
         self.metrics: list[str] = []
         self.history: History | None = None
         for layer in layers or []:
@@ -188,20 +278,15 @@ class Sequential:
         else:
             raise ModelError(f"{self.name}.add({layer!r}): expected a cnnzoo.keras_api layer or Input(shape)")
 
-    def compile(self, optimizer: str | dict = "rmsprop", loss: str = "categorical_crossentropy",
-                metrics: list[str] | None = None) -> None:
-        """Keras' strings and defaults: ``optimizer`` ``"adam"``/``"rmsprop"``/``"sgd"`` or
-        ``{"name": "adam", "learning_rate": 3e-4}`` (Keras' option names; checked here, not at
-        ``fit``); ``loss`` one of :data:`LOSSES`; ``metrics`` ``["accuracy"]``."""
-        options = _optimizer_options(optimizer)
-        if loss not in LOSSES:
-            raise ConfigError(f"compile(loss={loss!r}): expected one of {', '.join(LOSSES)}")
-        unknown = [m for m in metrics or [] if m not in ("accuracy", "acc")]
-        if unknown:
-            raise ConfigError(f"compile(metrics={metrics!r}): cnnzoo reports loss, accuracy, f1 and top5; "
-                              f"{unknown[0]!r} is not one of them")
-        self.optimizer = options
-        self.metrics = list(dict.fromkeys(metrics or []))  # Keras' names for them: evaluate's keys
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = "categorical_crossentropy",
+                metrics: list | None = None) -> None:
+        """Keras' arguments and defaults: ``optimizer`` ``"adam"``/``"rmsprop"``/``"sgd"``,
+        ``{"name": "adam", "learning_rate": 3e-4}`` or a Keras optimizer object
+        (``keras.optimizers.Adam(learning_rate=1e-3)``, read through its ``get_config()``); ``loss``
+        one of :data:`LOSSES` by name, function or Keras object; ``metrics`` Keras' accuracy names
+        (:data:`ACCURACY`) or objects.  Everything is checked here, not at ``fit``."""
+        options, loss_name, names = _optimizer_options(optimizer), _loss_name(loss), _metric_names(metrics)
+        self.optimizer, self.loss, self.metrics = options, loss_name, names  # metrics: Keras' names, evaluate's keys
         if self.module is not None:
             self.module.optimizer_options = dict(self.optimizer)
 
@@ -275,7 +360,7 @@ class Sequential:
         _name_logged_run(cfg, run_name(overrides, model=self.name))  # not fit's own overrides
         with _typed_errors(), _silent(verbose):
             result, self.module = train_model(cfg, datamodule=datamodule, model=self.module)
-        self.history = History(result["history"], Path(result["run_dir"]))
+        self.history = History(_keras_history(result["history"], self.metrics), Path(result["run_dir"]))
         return self.history
 
     @property
