@@ -260,7 +260,7 @@ class Sequential:
         self.input_shape: tuple[int, ...] | None = None  # Keras order (H, W, C)
         self.module = None  # the ClassifierModule, once the input shape is known
         self.optimizer: dict[str, Any] = {"name": "rmsprop"}  # Keras' compile() default
-        self.loss: str | None = None  # compile()'s, one of LOSSES
+        self.loss: str | None = None  # compile()'s, one of LOSSES; None: not compiled
         self.metrics: list[str] = []
         self.history: History | None = None
         for layer in layers or []:
@@ -308,6 +308,11 @@ class Sequential:
         self.module = ClassifierModule(self.name, None, list(chw), optimizer=dict(self.optimizer),
                                        layers=layer_configs(self.layers))  # classes: the last layer's
 
+    def _compiled(self, method: str) -> None:
+        """Keras' check: ``fit`` and ``evaluate`` need a loss, so ``compile()`` first."""
+        if self.loss is None:
+            raise ConfigError(f"You must call `compile()` before calling `{method}()`.")
+
     def _built(self):
         self.build()
         return self.module
@@ -336,6 +341,7 @@ class Sequential:
         from cnnzoo.training.loggers import run_name
 
         _check_verbose("fit", verbose)
+        self._compiled("fit")
         with _typed_errors():
             images = as_images(x)
             self.build((images.shape[2], images.shape[3], images.shape[1]))  # Keras' (H, W, C)
@@ -379,6 +385,7 @@ class Sequential:
         from cnnzoo.training.metrics import ClassCounts
 
         _check_verbose("evaluate", verbose)
+        self._compiled("evaluate")
         batch_size = _batch_size("evaluate", batch_size)
         if not isinstance(return_dict, bool):
             raise ConfigError(f"evaluate(return_dict={return_dict!r}): expected True or False")

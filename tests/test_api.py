@@ -238,6 +238,11 @@ def test_sequential_errors_name_what_was_wrong():
     with pytest.raises(Exception, match="is not built: add Input"):
         Sequential([Flatten(), Dense(2)]).summary()
     model = Sequential([Input((28, 28)), Flatten(), Dense(3, activation="softmax")])
+    for call in (lambda: model.fit(np.zeros((8, 28, 28)), np.zeros(8), verbose=0),
+                 lambda: model.evaluate(np.zeros((8, 28, 28)), np.zeros(8))):
+        with pytest.raises(ConfigError, match=r"^You must call `compile\(\)` before calling `(fit|evaluate)\(\)`\.$"):
+            call()  # as Keras: no loss to train or evaluate with
+    model.compile(loss="sparse_categorical_crossentropy")
     with pytest.raises(DataError, match="labels 0..7 do not fit a 3-class model"):
         model.fit(np.zeros((8, 28, 28)), np.arange(8), verbose=0)
     with pytest.raises(DataError, match=r"^x of dtype object: expected images \(N, H, W, C\) or \(N, H, W\) of numbers$"):
