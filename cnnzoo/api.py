@@ -242,15 +242,25 @@ class Model:
         self.module = module.eval()
         self.path = path
         data = module.hparams.get("data_config") or {}
-        self.preprocess = Preprocess(tuple(self.input_shape[1:]), **(data.get("normalize") or {}))
+        self.preprocess = Preprocess(tuple(self.net.input_shape[1:]), **(data.get("normalize") or {}))
 
     @property
     def net(self):
         return self.module.net
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.net.input_shape)
+    def input_shape(self) -> tuple[int | None, ...]:
+        """Keras' ``input_shape``: ``(None, H, W, C)`` (``self.net.input_shape`` is torch's ``(C, H, W)``)."""
+        from cnnzoo.models.layers import keras_shape
+
+        return (None, *keras_shape(self.net.input_shape))
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...]:
+        """Keras' ``output_shape``: ``(None, classes)``."""
+        from cnnzoo.models.layers import keras_shape
+
+        return (None, *keras_shape(self.net.shapes[-1]))
 
     @property
     def class_names(self) -> list[str]:
@@ -276,7 +286,7 @@ class Model:
         from cnnzoo.data.images import image_batch
 
         with _typed_errors():
-            batch = image_batch(images, self.input_shape)
+            batch = image_batch(images, self.net.input_shape)
         with torch.no_grad():
             probabilities = torch.cat([self.module.probabilities(self.preprocess.from_unit(part))
                                        for part in batch.split(batch_size)])

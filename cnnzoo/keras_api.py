@@ -257,7 +257,7 @@ class Sequential:
     def __init__(self, layers: list | None = None, name: str = "sequential") -> None:
         self.name = name
         self.layers: list[LayerSpec] = []
-        self.input_shape: tuple[int, ...] | None = None  # Keras order (H, W, C)
+        self._input_shape: tuple[int, ...] | None = None  # per sample, Keras order (H, W, C) or (H, W)
         self.module = None  # the ClassifierModule, once the input shape is known
         self.optimizer: dict[str, Any] = {"name": "rmsprop"}  # Keras' compile() default
         self.loss: str | None = None  # compile()'s, one of LOSSES; None: not compiled
@@ -270,9 +270,9 @@ class Sequential:
         if self.module is not None:
             raise ModelError(f"{self.name}: layers cannot be added once the model is built")
         if isinstance(layer, _FirstLayer):
-            self.input_shape, layer = layer.input_shape, layer.spec
+            self._input_shape, layer = layer.input_shape, layer.spec
         if isinstance(layer, Input):
-            self.input_shape = tuple(layer.shape)
+            self._input_shape = tuple(layer.shape)
         elif isinstance(layer, LayerSpec):
             self.layers.append(layer)
         else:
@@ -298,10 +298,10 @@ class Sequential:
 
         if self.module is not None:
             return
-        shape = tuple(input_shape or self.input_shape or ())
+        shape = tuple(input_shape or self._input_shape or ())
         if len(shape) not in (2, 3):
             raise ModelError(f"{self.name} is not built: add Input(shape=(H, W, C)) first, or call fit()")
-        self.input_shape = shape
+        self._input_shape = shape
         chw = (shape[2], shape[0], shape[1]) if len(shape) == 3 else (1, *shape)
         if not self.layers:
             raise ModelError(f"{self.name} has no layers")
@@ -316,6 +316,20 @@ class Sequential:
     def _built(self):
         self.build()
         return self.module
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """Keras' ``input_shape``: ``(None, H, W, C)`` (batch first), once the input is known."""
+        if self._input_shape is None:
+            raise ModelError(f"{self.name} has no input shape yet: add Input(shape=(H, W, C)) first, or call fit()")
+        return (None, *self._input_shape)
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...]:
+        """Keras' ``output_shape``: ``(None, classes)`` for a classifier."""
+        from cnnzoo.models.layers import keras_shape
+
+        return (None, *keras_shape(self.net.shapes[-1]))
 
     @property
     def num_classes(self) -> int:

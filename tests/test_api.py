@@ -290,3 +290,12 @@ def test_sequential_compile_takes_keras_learning_rate_and_checks_the_options(tmp
         with pytest.raises(ConfigError, match=rf"^compile\(optimizer={re.escape(repr(optimizer))}\): {message}") as err:
             model.compile(optimizer=optimizer)
         assert "\n" not in str(err.value)
+
+
+def test_input_and_output_shapes_are_keras_with_the_batch_first(sign_run):
+    model = Sequential([Conv2D(4, 3, input_shape=(28, 28, 1)), MaxPool2D(2), Flatten(), Dense(3, activation="softmax")])
+    assert (model.input_shape, model.output_shape) == ((None, 28, 28, 1), (None, 3))
+    with pytest.raises(ModelError, match="has no input shape yet"):
+        Sequential([Flatten(), Dense(2)]).input_shape
+    loaded = cnnzoo.load(sign_run.checkpoint)
+    assert (loaded.input_shape, loaded.output_shape) == ((None, 28, 28, 1), (None, 24))
