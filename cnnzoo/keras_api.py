@@ -186,6 +186,42 @@ def _metric_names(metrics: object) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+#: Keras' ``fit`` arguments cnnzoo does not take, and what it takes instead.
+FIT_INSTEAD = {
+    "initial_epoch": "each fit() counts epochs from 0 and goes on from the weights the last one left",
+    "steps_per_epoch": "use overrides=['+trainer.limit_train_batches=N']",
+    "validation_steps": "use overrides=['+trainer.limit_val_batches=N']",
+    "validation_freq": "use overrides=['+trainer.check_val_every_n_epoch=N']",
+    "validation_batch_size": "validation batches are batch_size",
+    "class_weight": "cnnzoo weighs every sample alike",
+    "sample_weight": "cnnzoo weighs every sample alike",
+}
+
+
+def _check_fit_options(options: dict[str, Any]) -> None:
+    for key, value in options.items():
+        if key in FIT_INSTEAD:
+            raise ConfigError(f"fit({key}={value!r}): not supported by cnnzoo; {FIT_INSTEAD[key]}")
+        raise ConfigError(f"fit({key}={value!r}): not an argument of fit; expected x, y, epochs, batch_size, "
+                          "validation_data, validation_split, shuffle, verbose, callbacks, run_dir or overrides")
+
+
+def _lightning_callbacks(callbacks: object) -> list:
+    """``fit(callbacks=...)``: Lightning callbacks (Keras' do not run on a Lightning Trainer)."""
+    from lightning.pytorch.callbacks import Callback
+
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)):
+        raise ConfigError(f"fit(callbacks={type(callbacks).__name__}): expected a list of Lightning callbacks")
+    wrong = next((c for c in callbacks if not isinstance(c, Callback)), None)
+    if wrong is not None:
+        raise ConfigError(f"fit(callbacks=...): {type(wrong).__module__}.{type(wrong).__name__} is not a Lightning "
+                          "callback; expected lightning.pytorch.callbacks objects (Keras callbacks do not run on "
+                          "cnnzoo; Lightning has EarlyStopping(monitor='val/loss') too)")
+    return list(callbacks)
+
+
 def _keras_history(history: dict[str, list[float]], metrics: list[str]) -> dict[str, list[float]]:
     """The run's history under the metric names compile() was given, as Keras keys it
     (``sparse_categorical_accuracy``, ``val_sparse_categorical_accuracy``)."""
@@ -344,17 +380,23 @@ class Sequential:
 
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data: tuple | None = None,
             validation_split: float = 0.0, shuffle: bool = True, verbose: int | str = "auto",
-            run_dir: str | Path | None = None, overrides: tuple[str, ...] = ()) -> History:
+            callbacks: list | None = None, run_dir: str | Path | None = None, overrides: tuple[str, ...] = (),
+            **keras_options: Any) -> History:
         """Keras' ``fit``: ``validation_split`` takes the last fraction of ``x``/``y`` before
         shuffling; ``verbose`` is Keras' (``"auto"``/1: a live bar in a terminal or Jupyter and a
-        line per epoch, 2: the lines only, 0: silent); ``run_dir`` is where checkpoints and TensorBoard go (default: a new
-        ``outputs/train/<time>``); ``overrides`` are further ``cnnzoo.train`` overrides."""
+        line per epoch, 2: the lines only, 0: silent); ``callbacks`` are Lightning callbacks
+        (``lightning.pytorch.callbacks.EarlyStopping(monitor="val/loss")``), not Keras ones; ``run_dir`` is where
+        checkpoints and TensorBoard go (default: a new ``outputs/train/<time>``); ``overrides`` are
+        further ``cnnzoo.train`` overrides.  Keras' other arguments (:data:`FIT_INSTEAD`) are one line
+        saying what cnnzoo takes instead."""
         from cnnzoo.api import _typed_errors, compose_run
         from cnnzoo.data.arrays import ArrayDataModule, as_images, as_labels
         from cnnzoo.train import train_model
         from cnnzoo.training.loggers import run_name
 
         _check_verbose("fit", verbose)
+        _check_fit_options(keras_options)
+        callbacks = _lightning_callbacks(callbacks)
         self._compiled("fit")
         with _typed_errors():
             images = as_images(x)
@@ -378,8 +420,14 @@ class Sequential:
                                     f"data.batch_size={batch_size}", "test=false", "callbacks.input_inspection=null",
                                     *bar, *overrides], run_dir)
         _name_logged_run(cfg, run_name(overrides, model=self.name))  # not fit's own overrides
-        with _typed_errors(), _silent(verbose):
-            result, self.module = train_model(cfg, datamodule=datamodule, model=self.module)
+        module = self.module
+        # Lightning adds a module's own callbacks to the run's (one of a type the run has replaces it)
+        module.configure_callbacks = lambda: callbacks
+        try:
+            with _typed_errors(), _silent(verbose):
+                result, self.module = train_model(cfg, datamodule=datamodule, model=module)
+        finally:
+            vars(module).pop("configure_callbacks", None)
         self.history = History(_keras_history(result["history"], self.metrics), Path(result["run_dir"]))
         return self.history
 

@@ -299,3 +299,30 @@ def test_input_and_output_shapes_are_keras_with_the_batch_first(sign_run):
         Sequential([Flatten(), Dense(2)]).input_shape
     loaded = cnnzoo.load(sign_run.checkpoint)
     assert (loaded.input_shape, loaded.output_shape) == ((None, 28, 28, 1), (None, 24))
+
+
+def test_sequential_fit_takes_lightning_callbacks_and_says_what_to_use_for_keras_other_arguments(tmp_path: Path):
+    from lightning.pytorch.callbacks import Callback
+
+    class Epochs(Callback):
+        def __init__(self):
+            self.ended = 0
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.ended += 1
+
+    x, y = _stripes(16, 5)
+    model = Sequential([Input((28, 28, 1)), Flatten(), Dense(4, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    counter = Epochs()
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[counter], run_dir=tmp_path / "a")
+    assert counter.ended == 2
+    model.fit(x, y, epochs=1, verbose=0, run_dir=tmp_path / "b")  # the callbacks were this fit's only
+    assert counter.ended == 2
+    for options, message in (({"initial_epoch": 3}, r"fit\(initial_epoch=3\): not supported by cnnzoo; each fit\(\)"),
+                             ({"steps_per_epoch": 2}, r"use overrides=\['\+trainer.limit_train_batches=N'\]"),
+                             ({"callbacks": [object()]}, r"fit\(callbacks=...\): builtins.object is not a Lightning callback"),
+                             ({"epoch": 3}, r"fit\(epoch=3\): not an argument of fit; expected x, y, epochs")):
+        with pytest.raises(ConfigError, match=message) as err:
+            model.fit(x, y, verbose=0, **options)
+        assert "\n" not in str(err.value)
