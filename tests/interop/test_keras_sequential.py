@@ -48,3 +48,23 @@ def test_what_cnnzoo_does_not_do_is_one_line(keras, arguments, message):
     with pytest.raises(ConfigError, match=message) as err:
         _model().compile(**arguments(keras))
     assert "\n" not in str(err.value)
+
+
+def test_the_readme_s_trained_checkpoint_measurement_runs(keras, data_dir: Path, tmp_path: Path, capsys, monkeypatch):
+    """``scripts/keras_trained_check.py``, which the README's real-image figures come from, on a small
+    checkpoint and the test images of ``data_dir``: every difference is float32 rounding."""
+    import importlib.util
+    import sys
+
+    from cnnzoo.recipes import recipe
+    from tests.conftest import REPO, save_checkpoint
+
+    ckpt = save_checkpoint(recipe("mnist_mlp").module(), tmp_path / "mlp.ckpt")
+    spec = importlib.util.spec_from_file_location("keras_trained_check", REPO / "scripts" / "keras_trained_check.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "argv", ["keras_trained_check.py", str(ckpt), "--images", "8"])
+    script.main()
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    assert row.startswith(f"| {ckpt} | mnist_mlp |")  # real images: no '*'
+    assert all(float(cell) <= 1e-5 for cell in row.strip("| ").split(" | ")[2:])
