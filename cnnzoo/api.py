@@ -277,13 +277,18 @@ class Model:
 
         return summary(self.net).total
 
-    def predict(self, images, top_k: int | None = None, batch_size: int = 256):
+    def predict(self, images, top_k: int | None = None, batch_size: int | None = 256, verbose: int | str = "auto"):
         """Probabilities ``(N, classes)`` for images as Keras users hold them: arrays or tensors
         ``(H, W)``, ``(N, H, W)``, ``(N, H, W, C)``, ``(N, C, H, W)``, uint8 0..255 or float 0..1, or
-        image file paths.  With ``top_k``: one list of ``{"class", "index", "probability"}`` per image."""
+        image file paths.  With ``top_k``: one list of ``{"class", "index", "probability"}`` per image.
+        ``verbose`` is taken as Keras' ``predict`` takes it; nothing is printed either way."""
         import torch
 
         from cnnzoo.data.images import image_batch
+        from cnnzoo.keras_api import _batch_size, _check_verbose
+
+        _check_verbose("predict", verbose)
+        batch_size = 256 if batch_size is None else _batch_size("predict", batch_size)
 
         with _typed_errors():
             batch = image_batch(images, self.net.input_shape)

@@ -326,3 +326,11 @@ def test_sequential_fit_takes_lightning_callbacks_and_says_what_to_use_for_keras
         with pytest.raises(ConfigError, match=message) as err:
             model.fit(x, y, verbose=0, **options)
         assert "\n" not in str(err.value)
+
+
+def test_a_loaded_model_predicts_with_keras_verbose(sign_run):
+    model = cnnzoo.load(sign_run.checkpoint)
+    pixels = np.zeros((2, 28, 28), dtype=np.uint8)
+    np.testing.assert_array_equal(model.predict(pixels, verbose=0, batch_size=None), model.predict(pixels))
+    with pytest.raises(ConfigError, match=r"^predict\(verbose=5\): expected 'auto', 0, 1 or 2$"):
+        model.predict(pixels, verbose=5)
