@@ -224,11 +224,11 @@ def _lightning_callbacks(callbacks: object) -> list:
 
 def _keras_history(history: dict[str, list[float]], metrics: list[str]) -> dict[str, list[float]]:
     """The run's history under the metric names compile() was given, as Keras keys it
-    (``sparse_categorical_accuracy``, ``val_sparse_categorical_accuracy``)."""
+    (``sparse_categorical_accuracy``, ``val_sparse_categorical_accuracy``); ``accuracy`` without any."""
     named = {}
     for key, values in history.items():
         base = key.removeprefix("val_")
-        for name in (metrics if base == "accuracy" else [base]):
+        for name in ((metrics or ["accuracy"]) if base == "accuracy" else [base]):  # kept, as f1 and top5
             named[key[: len(key) - len(base)] + name] = values
     return named
 

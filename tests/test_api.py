@@ -284,6 +284,7 @@ def test_sequential_compile_takes_keras_learning_rate_and_checks_the_options(tmp
     model.compile(optimizer={"name": "adam", "learning_rate": 3e-4}, loss="sparse_categorical_crossentropy")
     history = model.fit(x, y, epochs=1, verbose=0, run_dir=tmp_path)
     assert history.history["learning_rate"] == [pytest.approx(3e-4)]
+    assert {"loss", "accuracy"} <= set(history.history)  # compiled without metrics: cnnzoo's own still there
     for optimizer, message in (({"name": "adam", "learning_rate": -1}, "learning_rate=-1: expected a finite number > 0"),
                                ({"name": "adam", "betas": 0.9}, "unknown key betas: adam takes learning_rate, beta_1"),
                                ({"name": "sgd", "momentum": "x"}, "momentum='x': expected a finite number >= 0")):
