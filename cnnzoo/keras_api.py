@@ -378,11 +378,11 @@ class Sequential:
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data: tuple | None = None,
-            validation_split: float = 0.0, shuffle: bool = True, verbose: int | str = "auto",
-            callbacks: list | None = None, run_dir: str | Path | None = None, overrides: tuple[str, ...] = (),
+    def fit(self, x, y, batch_size: int | None = None, epochs: int = 1, verbose: int | str = "auto",
+            callbacks: list | None = None, validation_split: float = 0.0, validation_data: tuple | None = None,
+            shuffle: bool = True, *, run_dir: str | Path | None = None, overrides: tuple[str, ...] = (),
             **keras_options: Any) -> History:
-        """Keras' ``fit``: ``validation_split`` takes the last fraction of ``x``/``y`` before
+        """Keras' ``fit``, its arguments in Keras' order (``batch_size`` None is 32): ``validation_split`` takes the last fraction of ``x``/``y`` before
         shuffling; ``verbose`` is Keras' (``"auto"``/1: a live bar in a terminal or Jupyter and a
         line per epoch, 2: the lines only, 0: silent); ``callbacks`` are Lightning callbacks
         (``lightning.pytorch.callbacks.EarlyStopping(monitor="val/loss")``), not Keras ones; ``run_dir`` is where
@@ -395,6 +395,7 @@ class Sequential:
         from cnnzoo.training.loggers import run_name
 
         _check_verbose("fit", verbose)
+        batch_size = _batch_size("fit", batch_size)
         _check_fit_options(keras_options)
         callbacks = _lightning_callbacks(callbacks)
         self._compiled("fit")
@@ -436,7 +437,7 @@ class Sequential:
         """Keras' ``metrics_names``: what :meth:`evaluate` returns, in order (``["loss", "accuracy"]``)."""
         return ["loss", *self.metrics]
 
-    def evaluate(self, x, y, batch_size: int | None = None, verbose: int | str = "auto",
+    def evaluate(self, x, y, batch_size: int | None = None, verbose: int | str = "auto", *,
                  return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """Keras' ``evaluate``: the loss, or ``[loss, accuracy]`` when compiled with ``metrics``;
         ``return_dict=True``: ``{"loss": ..., "accuracy": ...}``.  ``verbose`` is taken as Keras takes

@@ -335,3 +335,12 @@ def test_a_loaded_model_predicts_with_keras_verbose(sign_run):
     np.testing.assert_array_equal(model.predict(pixels, verbose=0, batch_size=None), model.predict(pixels))
     with pytest.raises(ConfigError, match=r"^predict\(verbose=5\): expected 'auto', 0, 1 or 2$"):
         model.predict(pixels, verbose=5)
+
+
+def test_sequential_fit_takes_keras_positional_order(tmp_path: Path):
+    x, y = _stripes(16, 6)
+    model = Sequential([Input((28, 28, 1)), Flatten(), Dense(4, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, 8, 2, 0, run_dir=tmp_path)  # Keras: x, y, batch_size, epochs, verbose
+    assert history.epoch == [0, 1]
+    assert "data.batch_size=8" in (tmp_path / ".hydra" / "overrides.yaml").read_text()
