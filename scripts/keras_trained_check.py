@@ -39,7 +39,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--data", help="data recipe for checkpoints that record none (a Sequential fitted on arrays)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="keras_trained_check."))
+    with tempfile.TemporaryDirectory(prefix="keras_trained_check.") as work:
+        _table(args, Path(work))
+
+
+def _table(args: argparse.Namespace, work: Path) -> None:
     print(f"max |difference| in probabilities over up to {args.images} test images (* random pixels)\n")
     print("| checkpoint | model | export .keras | export .h5 | import .keras |\n|---|---|---|---|---|")
     for i, ckpt in enumerate(args.checkpoints):
