@@ -242,15 +242,25 @@ class Model:
         self.module = module.eval()
         self.path = path
         data = module.hparams.get("data_config") or {}
-        self.preprocess = Preprocess(tuple(self.input_shape[1:]), **(data.get("normalize") or {}))
+        self.preprocess = Preprocess(tuple(self.net.input_shape[1:]), **(data.get("normalize") or {}))
 
     @property
     def net(self):
         return self.module.net
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.net.input_shape)
+    def input_shape(self) -> tuple[int | None, ...]:
+        """Keras' ``input_shape``: ``(None, H, W, C)`` (``self.net.input_shape`` is torch's ``(C, H, W)``)."""
+        from cnnzoo.models.layers import keras_shape
+
+        return (None, *keras_shape(self.net.input_shape))
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...]:
+        """Keras' ``output_shape``: ``(None, classes)``."""
+        from cnnzoo.models.layers import keras_shape
+
+        return (None, *keras_shape(self.net.shapes[-1]))
 
     @property
     def class_names(self) -> list[str]:
@@ -267,16 +277,21 @@ class Model:
 
         return summary(self.net).total
 
-    def predict(self, images, top_k: int | None = None, batch_size: int = 256):
+    def predict(self, images, top_k: int | None = None, batch_size: int | None = 256, verbose: int | str = "auto"):
         """Probabilities ``(N, classes)`` for images as Keras users hold them: arrays or tensors
         ``(H, W)``, ``(N, H, W)``, ``(N, H, W, C)``, ``(N, C, H, W)``, uint8 0..255 or float 0..1, or
-        image file paths.  With ``top_k``: one list of ``{"class", "index", "probability"}`` per image."""
+        image file paths.  With ``top_k``: one list of ``{"class", "index", "probability"}`` per image.
+        ``verbose`` is taken as Keras' ``predict`` takes it; nothing is printed either way."""
         import torch
 
         from cnnzoo.data.images import image_batch
+        from cnnzoo.keras_api import _batch_size, _check_verbose
+
+        _check_verbose("predict", verbose)
+        batch_size = 256 if batch_size is None else _batch_size("predict", batch_size)
 
         with _typed_errors():
-            batch = image_batch(images, self.input_shape)
+            batch = image_batch(images, self.net.input_shape)
         with torch.no_grad():
             probabilities = torch.cat([self.module.probabilities(self.preprocess.from_unit(part))
                                        for part in batch.split(batch_size)])

@@ -4,6 +4,8 @@ path, and Keras' Sequential API on a user's arrays."""
 from __future__ import annotations
 
 import importlib
+import logging
+import re
 import json
 import sys
 from pathlib import Path
@@ -236,7 +238,109 @@ def test_sequential_errors_name_what_was_wrong():
     with pytest.raises(Exception, match="is not built: add Input"):
         Sequential([Flatten(), Dense(2)]).summary()
     model = Sequential([Input((28, 28)), Flatten(), Dense(3, activation="softmax")])
+    for call in (lambda: model.fit(np.zeros((8, 28, 28)), np.zeros(8), verbose=0),
+                 lambda: model.evaluate(np.zeros((8, 28, 28)), np.zeros(8))):
+        with pytest.raises(ConfigError, match=r"^You must call `compile\(\)` before calling `(fit|evaluate)\(\)`\.$"):
+            call()  # as Keras: no loss to train or evaluate with
+    model.compile(loss="sparse_categorical_crossentropy")
     with pytest.raises(DataError, match="labels 0..7 do not fit a 3-class model"):
         model.fit(np.zeros((8, 28, 28)), np.arange(8), verbose=0)
     with pytest.raises(DataError, match=r"^x of dtype object: expected images \(N, H, W, C\) or \(N, H, W\) of numbers$"):
         model.fit([None], [0], verbose=0)
+
+
+def test_sequential_evaluate_and_predict_take_keras_verbose_and_return_dict():
+    x, y = _stripes(8, 2)
+    model = Sequential([Input((28, 28, 1)), Flatten(), Dense(4, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss, accuracy = model.evaluate(x, y, verbose=0)  # the seeds' call
+    assert model.metrics_names == ["loss", "accuracy"]
+    assert model.evaluate(x, y, verbose=0, return_dict=True) == {"loss": loss, "accuracy": accuracy}
+    assert model.predict(x, verbose=0, batch_size=None).shape == (8, 4)
+    with pytest.raises(ConfigError, match=r"^predict\(verbose='loud'\): expected 'auto', 0, 1 or 2$"):
+        model.predict(x, verbose="loud")
+
+
+def test_sequential_fit_with_verbose_0_prints_nothing(tmp_path: Path, capfd, caplog):
+    x, y = _stripes(16, 3)
+    model = Sequential([Input((28, 28, 1)), Flatten(), Dense(4, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO):
+        model.fit(x, y, epochs=1, verbose=0, run_dir=tmp_path / "quiet")
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    assert [r.getMessage() for r in caplog.records if r.levelno < logging.WARNING] == []
+    with caplog.at_level(logging.INFO):  # the loggers' levels are back: verbose=2 shows the run's lines
+        model.fit(x, y, epochs=1, verbose=2, run_dir=tmp_path / "lines")
+    assert "Epoch 1/1" in capfd.readouterr().out and any("Run dir:" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ConfigError, match=r"^fit\(verbose=3\): expected 'auto', 0, 1 or 2$"):
+        model.fit(x, y, verbose=3)
+
+
+def test_sequential_compile_takes_keras_learning_rate_and_checks_the_options(tmp_path: Path):
+    x, y = _stripes(16, 4)
+    model = Sequential([Input((28, 28, 1)), Flatten(), Dense(4, activation="softmax")])
+    model.compile(optimizer={"name": "adam", "learning_rate": 3e-4}, loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=1, verbose=0, run_dir=tmp_path)
+    assert history.history["learning_rate"] == [pytest.approx(3e-4)]
+    assert {"loss", "accuracy"} <= set(history.history)  # compiled without metrics: cnnzoo's own still there
+    for optimizer, message in (({"name": "adam", "learning_rate": -1}, "learning_rate=-1: expected a finite number > 0"),
+                               ({"name": "adam", "betas": 0.9}, "unknown key betas: adam takes learning_rate, beta_1"),
+                               ({"name": "sgd", "momentum": "x"}, "momentum='x': expected a finite number >= 0")):
+        with pytest.raises(ConfigError, match=rf"^compile\(optimizer={re.escape(repr(optimizer))}\): {message}") as err:
+            model.compile(optimizer=optimizer)
+        assert "\n" not in str(err.value)
+
+
+def test_input_and_output_shapes_are_keras_with_the_batch_first(sign_run):
+    model = Sequential([Conv2D(4, 3, input_shape=(28, 28, 1)), MaxPool2D(2), Flatten(), Dense(3, activation="softmax")])
+    assert (model.input_shape, model.output_shape) == ((None, 28, 28, 1), (None, 3))
+    with pytest.raises(ModelError, match="has no input shape yet"):
+        Sequential([Flatten(), Dense(2)]).input_shape
+    loaded = cnnzoo.load(sign_run.checkpoint)
+    assert (loaded.input_shape, loaded.output_shape) == ((None, 28, 28, 1), (None, 24))
+
+
+def test_sequential_fit_takes_lightning_callbacks_and_says_what_to_use_for_keras_other_arguments(tmp_path: Path):
+    from lightning.pytorch.callbacks import Callback
+
+    class Epochs(Callback):
+        def __init__(self):
+            self.ended = 0
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.ended += 1
+
+    x, y = _stripes(16, 5)
+    model = Sequential([Input((28, 28, 1)), Flatten(), Dense(4, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    counter = Epochs()
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[counter], run_dir=tmp_path / "a")
+    assert counter.ended == 2
+    model.fit(x, y, epochs=1, verbose=0, run_dir=tmp_path / "b")  # the callbacks were this fit's only
+    assert counter.ended == 2
+    for options, message in (({"initial_epoch": 3}, r"fit\(initial_epoch=3\): not supported by cnnzoo; each fit\(\)"),
+                             ({"steps_per_epoch": 2}, r"use overrides=\['\+trainer.limit_train_batches=N'\]"),
+                             ({"callbacks": [object()]}, r"fit\(callbacks=...\): builtins.object is not a Lightning callback"),
+                             ({"epoch": 3}, r"fit\(epoch=3\): not an argument of fit; expected x, y, epochs")):
+        with pytest.raises(ConfigError, match=message) as err:
+            model.fit(x, y, verbose=0, **options)
+        assert "\n" not in str(err.value)
+
+
+def test_a_loaded_model_predicts_with_keras_verbose(sign_run):
+    model = cnnzoo.load(sign_run.checkpoint)
+    pixels = np.zeros((2, 28, 28), dtype=np.uint8)
+    np.testing.assert_array_equal(model.predict(pixels, verbose=0, batch_size=None), model.predict(pixels))
+    with pytest.raises(ConfigError, match=r"^predict\(verbose=5\): expected 'auto', 0, 1 or 2$"):
+        model.predict(pixels, verbose=5)
+
+
+def test_sequential_fit_takes_keras_positional_order(tmp_path: Path):
+    x, y = _stripes(16, 6)
+    model = Sequential([Input((28, 28, 1)), Flatten(), Dense(4, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, 8, 2, 0, run_dir=tmp_path)  # Keras: x, y, batch_size, epochs, verbose
+    assert history.epoch == [0, 1]
+    assert "data.batch_size=8" in (tmp_path / ".hydra" / "overrides.yaml").read_text()
