@@ -172,7 +172,8 @@ def _train_in(run_dir: Path, cfg: DictConfig, datamodule: TensorDataModule | Non
     ckpt_path = resumed.ckpt_path or cfg.get("ckpt_path")
     if ckpt_path == "last":
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
-    trained_with = check_resumable(ckpt_path, model).get("torch_threads") if ckpt_path else None
+    resumed_from = check_resumable(ckpt_path, model) if ckpt_path else {}
+    trained_with = resumed_from.get("torch_threads")
     if trainer.world_size > 1:
         trained_with = None  # rank 0's count is the one recorded: each rank keeps its own choice
     rank_zero_info(threads.apply(cfg.get("threads"), trained_with))  # cnnzoo/threads.py
@@ -186,6 +187,8 @@ def _train_in(run_dir: Path, cfg: DictConfig, datamodule: TensorDataModule | Non
     model.train()  # Keras' fit trains every layer; Lightning keeps a mode set before (a predict or evaluate)
     error = _fit(trainer, model, datamodule, ckpt_path, callbacks)
     metrics = dict(trainer.callback_metrics)
+    if error is None and resumed_from and trainer.global_step == resumed_from.get("global_step"):
+        metrics = {**_fit_metrics_of_stopped_run(run_dir, trainer.current_epoch), **metrics}
     if cfg.get("test") and error is None:
         reused = test_from_last_validation(trainer, model, datamodule)  # validated on the test file already?
         if reused is None:
@@ -242,6 +245,20 @@ def _fit(trainer: L.Trainer, model, datamodule, ckpt_path: str | None, callbacks
             raise
         return TrainingInterrupted(guard.interruption_message(trainer), guard.signal_number)
     return None
+
+
+def _fit_metrics_of_stopped_run(run_dir: Path, epochs: int) -> dict[str, float]:
+    """A run resumed from a checkpoint with nothing left to train (it was stopped after its last
+    epoch: in the end-of-fit work or the test pass) logs no train or val metrics of its own; they
+    are those its stopped run recorded, in ``metrics.json``, when it stopped after those epochs."""
+    import json
+
+    earlier_file = run_dir / "metrics.json"
+    earlier = json.loads(earlier_file.read_text()) if earlier_file.is_file() else {}
+    if earlier.get("status") != "interrupted" or earlier.get("epochs") != epochs:
+        return {}
+    return {f"{stage}/{name}": value for stage, values in earlier.get("metrics", {}).items()
+            if stage in ("train", "val") for name, value in values.items()}
 
 
 def _any_checkpoint(run_dir: Path) -> Path:

@@ -88,12 +88,15 @@ class FaultHandling(L.Callback):
         self._positions: list[tuple[int, int, int]] = []  # (epoch, step, batch) of each of them
         self._failure: str | None = None  # the first non-finite loss found, once found
         self._unchecked_steps = 0
+        self._trainer: L.Trainer | None = None
+        self._deferred = False  # a signal received during a validation within fit
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning has installed its SIGTERM handler by now: it makes the loops stop at the end of
         # the current batch (on every DDP rank).  SIGINT is routed through it too.
         self._stop_after_batch = signal.getsignal(signal.SIGTERM)
         self._distributed = trainer.world_size > 1
+        self._trainer = trainer
         if callable(self._stop_after_batch):
             self._requeue = {s: h for s in REQUEUE_SIGNALS if _requeues(h := signal.getsignal(s))}
             self._previous = {s: signal.signal(s, self._on_signal) for s in (*HANDLED_SIGNALS, *self._requeue)}
@@ -102,6 +105,13 @@ class FaultHandling(L.Callback):
         if self.signal_number is not None:
             raise KeyboardInterrupt  # a second signal: stop now, without a checkpoint
         self.signal_number = signum
+        if self._trainer.validating:
+            self._deferred = True  # the stop waits for the end of this validation (on_validation_end)
+            return
+        self._stop(frame)
+
+    def _stop(self, frame: Any) -> None:
+        """Lightning's SIGTERM flag: the loops stop at the end of the current training batch."""
         if not self._distributed:
             # Muted: its line would call a SIGINT SIGTERM; cnnzoo's error line names the signal received.
             muted, LIGHTNING_SIGNAL_LOG.disabled = LIGHTNING_SIGNAL_LOG.disabled, True
@@ -181,6 +191,14 @@ class FaultHandling(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.check_loss(trainer)
 
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A signal received while fit validated stops training now that the validation is whole:
+        Lightning stops a validation in the middle (after the current batch) and cannot resume one,
+        so a resumed run would skip the rest of that validation and no longer match."""
+        if self._deferred and self._previous:
+            self._deferred = False
+            self._stop(None)
+
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore_handlers()
         bar = trainer.progress_bar_callback
@@ -196,12 +214,20 @@ class FaultHandling(L.Callback):
                     requeue = _scontrol_requeue  # in place of Lightning's
                 requeue(self.signal_number, None)  # submitit's exits the process (to be started again)
 
+    @staticmethod
+    def _where(trainer: L.Trainer) -> str:
+        """``in epoch 2/3`` (a stop within it), or ``after epoch 2/3`` (a stop once that epoch, its
+        validation and its checkpoint were done: the resume starts with the next one, if any)."""
+        epochs = trainer.fit_loop.epoch_progress.current
+        if epochs.completed and epochs.completed == epochs.started:
+            return f"after epoch {epoch_of(epochs.completed - 1, trainer.max_epochs)}"
+        return f"in epoch {epoch_of(trainer.current_epoch, trainer.max_epochs)}"
+
     def interruption_message(self, trainer: L.Trainer) -> str:
         name = signal.Signals(self.signal_number).name
         then = "the job is requeued and resumes it" if self.requeued else f"resume with ckpt_path={self.saved_to}"
-        epoch = epoch_of(trainer.current_epoch, trainer.max_epochs)
         return (
-            f"training interrupted by {name} in epoch {epoch}, step {trainer.global_step}; "
+            f"training interrupted by {name} {self._where(trainer)}, step {trainer.global_step}; "
             f"state saved to {self.saved_to}; {then}"
         )
 
