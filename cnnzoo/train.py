@@ -28,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnzoo.training.callbacks import History
 from cnnzoo.training.checkpoints import check_fits, check_resumable, load_classifier
-from cnnzoo.training.resume import Resumed, clear_requeued, flat_config, requeued, resume_run, write_config
+from cnnzoo.training.resume import (Resumed, clear_requeued, flat_config, requeued, resume_run, resumed_by,
+                                    write_config)
 from cnnzoo.training.console import metrics_table, quiet_third_party, watched
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import run, user_error, user_errors
@@ -150,9 +151,15 @@ def _train_in(run_dir: Path, cfg: DictConfig, datamodule: TensorDataModule | Non
     check_run(cfg)  # seed, threads, true/false switches (resume too, read next), data.*, model.* keys
     composed = flat_config(cfg)  # as given (what follows may adjust cfg), for a later resume=true
     again = requeued(run_dir)  # a cluster job stopped and requeued (SLURM, submitit) resumes
-    resumed = resume_run(composed, run_dir, explicit=again) if cfg.get("resume") or again else Resumed()
+    given = resumed_by(cfg, run_dir)
+    if given == "resume=true":
+        resumed = resume_run(composed, run_dir, explicit=again)
+    elif given:  # ckpt_path=last: checked as resume=true checks (same config; a completed run is kept)
+        resumed = resume_run(composed, run_dir, explicit=True, given=given)
+    else:
+        resumed = Resumed()
     if resumed.result is not None:
-        rank_zero_info(f"resume=true: {run_dir} has completed; its result:\n{metrics_table(resumed.result['metrics'])}")
+        rank_zero_info(f"{given}: {run_dir} has completed; its result:\n{metrics_table(resumed.result['metrics'])}")
         return resumed.result, load_classifier(resumed.result["checkpoints"]["last"] or _any_checkpoint(run_dir))
     quiet_third_party(cfg.get("verbose", False))
     rank_zero_info(memory.tune())  # cnnzoo/memory.py: buffers reused, not faulted in every step
@@ -176,6 +183,9 @@ def _train_in(run_dir: Path, cfg: DictConfig, datamodule: TensorDataModule | Non
     trained_with = resumed_from.get("torch_threads")
     if trainer.world_size > 1:
         trained_with = None  # rank 0's count is the one recorded: each rank keeps its own choice
+    if cfg.get("threads") and trained_with and cfg.threads != trained_with and trainer.strategy.root_device.type == "cpu":
+        raise ConfigError(f"threads={cfg.threads}: the checkpoint was trained with {trained_with} thread(s), and on CPU "
+                          "the results depend on it; leave threads= out to keep it")
     rank_zero_info(threads.apply(cfg.get("threads"), trained_with))  # cnnzoo/threads.py
     checkpoint = trainer.checkpoint_callback
     if trainer.is_global_zero:
