@@ -201,9 +201,10 @@ def _train_in(run_dir: Path, cfg: DictConfig, datamodule: TensorDataModule | Non
         metrics = {**_fit_metrics_of_stopped_run(run_dir, trainer.current_epoch), **metrics}
     if cfg.get("test") and error is None:
         reused = test_from_last_validation(trainer, model, datamodule)  # validated on the test file already?
-        if reused is None:
-            trainer.test(model, datamodule=datamodule, verbose=False)  # final weights, like Keras' evaluate()
-        metrics.update(reused or trainer.callback_metrics)
+        if reused is None:  # final weights, like Keras' evaluate()
+            error = _stoppable(trainer.test, callbacks, model, datamodule=datamodule, verbose=False)
+        if error is None:
+            metrics.update(reused or trainer.callback_metrics)
     result = {
         "status": "completed" if error is None else "interrupted" if isinstance(error, TrainingInterrupted) else "failed",
         "error": str(error) if error else None,
@@ -246,9 +247,16 @@ def _limited_run_note(trainer: L.Trainer, model: ClassifierModule) -> str:
 def _fit(trainer: L.Trainer, model, datamodule, ckpt_path: str | None, callbacks: list) -> TrainingError | None:
     """``trainer.fit``; a stop that leaves results to record (a signal, a non-finite loss) is returned."""
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        return _stoppable(trainer.fit, callbacks, model, datamodule=datamodule, ckpt_path=ckpt_path)
     except TrainingError as e:
         return e
+
+
+def _stoppable(stage, callbacks: list, *args, **kwargs) -> TrainingInterrupted | None:
+    """``trainer.fit`` or ``trainer.test``; a stop by SIGINT/SIGTERM (``FaultHandling``) is returned."""
+    trainer = stage.__self__
+    try:
+        stage(*args, **kwargs)
     except SIGTERMException:
         guard = next((c for c in callbacks if isinstance(c, FaultHandling) and c.saved_to), None)
         if guard is None:

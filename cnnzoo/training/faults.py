@@ -4,7 +4,10 @@
   write never leaves a truncated ``last.ckpt``.
 - ``FaultHandling`` (a callback): SIGINT/SIGTERM stop training after the current batch (through
   Lightning's own SIGTERM path, which also keeps DDP ranks in step) and write ``last.ckpt`` of that
-  exact state, which ``ckpt_path=last`` resumes; a second Ctrl+C stops at once.  A cluster's
+  exact state, which ``ckpt_path=last`` resumes; a second Ctrl+C stops at once.  A signal during a
+  validation within fit stops once that validation ends (Lightning cannot resume a validation
+  halfway); one during the test pass after fit stops it after its current batch (the fit's
+  ``last.ckpt`` is kept as it is).  A cluster's
   "about to be stopped, requeue me" signal is handled the same way, then handed to the handler that
   requeues the job: SIGUSR1 under Lightning's ``SLURMEnvironment(auto_requeue=True)`` (then
   ``scontrol requeue <job id>``, as Lightning's handler does; not Lightning's handler itself, which
@@ -89,7 +92,16 @@ class FaultHandling(L.Callback):
         self._failure: str | None = None  # the first non-finite loss found, once found
         self._unchecked_steps = 0
         self._trainer: L.Trainer | None = None
+        self._stopped = "training"  # or "testing": what a signal stopped
         self._deferred = False  # a signal received during a validation within fit
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The test pass after fit stops on a signal too, after its current batch (the fit's
+        ``last.ckpt`` is already written: ``resume=true`` then only tests)."""
+        self.on_train_start(trainer, pl_module)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_handlers()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning has installed its SIGTERM handler by now: it makes the loops stop at the end of
@@ -204,7 +216,11 @@ class FaultHandling(L.Callback):
         bar = trainer.progress_bar_callback
         if isinstance(bar, TQDMProgressBar) and trainer.training:
             bar.on_train_end(trainer, pl_module)  # ends the live bar's line: the error line gets its own
-        if isinstance(exception, SIGTERMException) and self.signal_number is not None:
+        self._stopped = "testing" if trainer.testing else "training"
+        if isinstance(exception, SIGTERMException) and self.signal_number is not None and trainer.testing:
+            last = self.checkpoint_dir / "last.ckpt"  # the fit's, written when its last epoch ended
+            self.saved_to = last if last.is_file() else None
+        elif isinstance(exception, SIGTERMException) and self.signal_number is not None:
             self.saved_to = self.checkpoint_dir / "last.ckpt"
             trainer.save_checkpoint(self.saved_to, weights_only=False)  # every rank calls it; rank 0 writes
             requeue = self._requeue.get(self.signal_number)
@@ -227,8 +243,8 @@ class FaultHandling(L.Callback):
         name = signal.Signals(self.signal_number).name
         then = "the job is requeued and resumes it" if self.requeued else f"resume with ckpt_path={self.saved_to}"
         return (
-            f"training interrupted by {name} {self._where(trainer)}, step {trainer.global_step}; "
-            f"state saved to {self.saved_to}; {then}"
+            f"{self._stopped} interrupted by {name} {self._where(trainer)}, step {trainer.global_step}; "
+            f"{'trained state in' if self._stopped == 'testing' else 'state saved to'} {self.saved_to}; {then}"
         )
 
 

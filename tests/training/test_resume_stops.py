@@ -62,3 +62,19 @@ def test_ctrl_c_after_the_last_epoch_then_resume_keeps_the_fit_results(data_dir:
     whole, cut = _stopped_then_resumed(tmp_path, *kill, match="after epoch 2/2, step 18;")
     _assert_same_run(whole, cut)
     assert set(_result(cut)["metrics"]) == {"train", "val", "test"}
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_test_pass_stops_it_then_resume_tests(data_dir: Path, tmp_path: Path):
+    kill = ("+callbacks.kill.hook=on_test_batch_end", "+callbacks.kill.epoch=2", "+callbacks.kill.batch=0",
+            "+trainer.limit_test_batches=3")
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    cnnzoo.fit(*RUN, "+trainer.limit_test_batches=3", run_dir=whole)
+    kill = (SIGNAL, *kill, f"+callbacks.kill.once={tmp_path / 'once'}")
+    with pytest.raises(TrainingInterrupted, match=r"^testing interrupted by SIGINT after epoch 2/2, step 18; "):
+        cnnzoo.fit(*RUN, *kill, run_dir=cut)
+    interrupted = _result(cut)
+    assert interrupted["status"] == "interrupted" and set(interrupted["metrics"]) == {"train", "val"}
+    assert interrupted["metrics"] == {k: v for k, v in _result(whole)["metrics"].items() if k != "test"}
+    cnnzoo.fit(*RUN, *kill, "resume=true", run_dir=cut)
+    _assert_same_run(whole, cut)
