@@ -255,14 +255,16 @@ def _fit(trainer: L.Trainer, model, datamodule, ckpt_path: str | None, callbacks
 def _stoppable(stage, callbacks: list, *args, **kwargs) -> TrainingInterrupted | None:
     """``trainer.fit`` or ``trainer.test``; a stop by SIGINT/SIGTERM (``FaultHandling``) is returned."""
     trainer = stage.__self__
+    guard = next((c for c in callbacks if isinstance(c, FaultHandling)), None)
     try:
         stage(*args, **kwargs)
     except SIGTERMException:
-        guard = next((c for c in callbacks if isinstance(c, FaultHandling) and c.saved_to), None)
-        if guard is None:
+        if guard is None or guard.saved_to is None:
             raise
-        return TrainingInterrupted(guard.interruption_message(trainer), guard.signal_number)
-    return None
+    else:  # a signal after the loops' last check for one (the end-of-fit work) stops the run too
+        if guard is None or not guard.stopped_after(trainer, testing=stage.__name__ == "test"):
+            return None
+    return TrainingInterrupted(guard.interruption_message(trainer), guard.signal_number)
 
 
 def _fit_metrics_of_stopped_run(run_dir: Path, epochs: int) -> dict[str, float]:

@@ -100,9 +100,6 @@ class FaultHandling(L.Callback):
         ``last.ckpt`` is already written: ``resume=true`` then only tests)."""
         self.on_train_start(trainer, pl_module)
 
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._restore_handlers()
-
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning has installed its SIGTERM handler by now: it makes the loops stop at the end of
         # the current batch (on every DDP rank).  SIGINT is routed through it too.
@@ -155,8 +152,12 @@ class FaultHandling(L.Callback):
         return self.signal_number in self._requeue
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._restore_handlers()
+        # The handlers stay until Lightning's teardown puts back those from before the stage: a
+        # signal in the end-of-fit work (the other callbacks' on_train_end) stops the run too.
         self.check_loss(trainer)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._previous = {}  # Lightning's teardown has put back the handlers from before this stage
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         """Records the loss without a host sync; the records are read (one sync) every
@@ -216,19 +217,32 @@ class FaultHandling(L.Callback):
         bar = trainer.progress_bar_callback
         if isinstance(bar, TQDMProgressBar) and trainer.training:
             bar.on_train_end(trainer, pl_module)  # ends the live bar's line: the error line gets its own
-        self._stopped = "testing" if trainer.testing else "training"
-        if isinstance(exception, SIGTERMException) and self.signal_number is not None and trainer.testing:
-            last = self.checkpoint_dir / "last.ckpt"  # the fit's, written when its last epoch ended
+        if isinstance(exception, SIGTERMException) and self.signal_number is not None:
+            self._keep_state(trainer, trainer.testing)
+
+    def stopped_after(self, trainer: L.Trainer, testing: bool) -> bool:
+        """Whether a signal came once the stage's loops had ended (Lightning checks for one no more);
+        the state is then kept as for a stop within them."""
+        if self.signal_number is None or self.saved_to is not None or self._distributed:
+            return False  # DDP: the ranks agree on a stop at batch ends only; one rank alone must not stop
+        self._keep_state(trainer, testing)
+        return self.saved_to is not None
+
+    def _keep_state(self, trainer: L.Trainer, testing: bool) -> None:
+        """``last.ckpt`` of the exact state (a test pass keeps the fit's), and a requeue if asked for."""
+        self._stopped = "testing" if testing else "training"
+        last = self.checkpoint_dir / "last.ckpt"
+        if testing:  # the fit's, written when its last epoch ended
             self.saved_to = last if last.is_file() else None
-        elif isinstance(exception, SIGTERMException) and self.signal_number is not None:
-            self.saved_to = self.checkpoint_dir / "last.ckpt"
-            trainer.save_checkpoint(self.saved_to, weights_only=False)  # every rank calls it; rank 0 writes
-            requeue = self._requeue.get(self.signal_number)
-            if requeue is not None and trainer.is_global_zero:
-                (self.checkpoint_dir / REQUEUED).touch()
-                if getattr(requeue, "__name__", "") != "checkpoint_and_try_requeue":
-                    requeue = _scontrol_requeue  # in place of Lightning's
-                requeue(self.signal_number, None)  # submitit's exits the process (to be started again)
+            return
+        self.saved_to = last
+        trainer.save_checkpoint(self.saved_to, weights_only=False)  # every rank calls it; rank 0 writes
+        requeue = self._requeue.get(self.signal_number)
+        if requeue is not None and trainer.is_global_zero:
+            (self.checkpoint_dir / REQUEUED).touch()
+            if getattr(requeue, "__name__", "") != "checkpoint_and_try_requeue":
+                requeue = _scontrol_requeue  # in place of Lightning's
+            requeue(self.signal_number, None)  # submitit's exits the process (to be started again)
 
     @staticmethod
     def _where(trainer: L.Trainer) -> str:

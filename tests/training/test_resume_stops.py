@@ -78,3 +78,10 @@ def test_ctrl_c_during_the_test_pass_stops_it_then_resume_tests(data_dir: Path, 
     assert interrupted["metrics"] == {k: v for k, v in _result(whole)["metrics"].items() if k != "test"}
     cnnzoo.fit(*RUN, *kill, "resume=true", run_dir=cut)
     _assert_same_run(whole, cut)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_end_of_fit_work_then_resume_keeps_the_fit_results(data_dir: Path, tmp_path: Path):
+    kill = ("+callbacks.kill.hook=on_train_end", "+callbacks.kill.epoch=2")  # Lightning's epoch count is 2 by then
+    whole, cut = _stopped_then_resumed(tmp_path, *kill, match="^training interrupted by SIGINT after epoch 2/2, step 18;")
+    _assert_same_run(whole, cut)
