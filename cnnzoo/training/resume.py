@@ -12,6 +12,9 @@ run was).  ``resume=true`` then looks at what the dir holds:
 and a config that differs from the recorded one is refused, naming the keys that differ (except a
 larger ``trainer.max_epochs``).  The dir must be given (``hydra.run.dir=<dir>``, or
 ``hydra.sweep.dir=<dir>`` for a multirun): resuming the fresh dir Hydra would generate is an error.
+``ckpt_path=last`` (or the path of the dir's own ``last.ckpt``) is checked the same way
+(``resumed_by``): a changed config is refused, a completed run is reported and left as it is; the
+command line checks the config before Hydra rewrites ``.hydra/`` (``cnnzoo.run_dir.RunDirGuard``).
 
 In a multirun with ``resume=true`` each job is matched to the earlier sweep's job by its overrides
 (``job.json``, written by ``cnnzoo.training.sweep``), not by its number: ``hydra.sweep.subdir`` is
