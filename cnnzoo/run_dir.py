@@ -113,6 +113,12 @@ class RunDirGuard(Callback):
     def _check(self, config: DictConfig, path: Path, key: str) -> None:
         if config.hydra.job.name in self.jobs:
             check_unused(path.resolve(), config.hydra.job.name, config, key)
+        if config.hydra.job.name == "train" and key == "hydra.run.dir":
+            from cnnzoo.training.resume import check_same_config, flat_config, resumed_by
+
+            given = resumed_by(config, path.resolve())
+            if given:  # before Hydra rewrites .hydra/ in it: a refused resume leaves the dir as it was
+                check_same_config(flat_config(config), path.resolve(), given)
 
 
 def lock_run_dir(run_dir: Path) -> None:

@@ -28,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnzoo.training.callbacks import History
 from cnnzoo.training.checkpoints import check_fits, check_resumable, load_classifier
-from cnnzoo.training.resume import Resumed, clear_requeued, flat_config, requeued, resume_run, write_config
+from cnnzoo.training.resume import (Resumed, clear_requeued, flat_config, requeued, resume_run, resumed_by,
+                                    write_config)
 from cnnzoo.training.console import metrics_table, quiet_third_party, watched
 from cnnzoo.atomic import write_json_atomic
 from cnnzoo.cli import run, user_error, user_errors
@@ -150,9 +151,15 @@ def _train_in(run_dir: Path, cfg: DictConfig, datamodule: TensorDataModule | Non
     check_run(cfg)  # seed, threads, true/false switches (resume too, read next), data.*, model.* keys
     composed = flat_config(cfg)  # as given (what follows may adjust cfg), for a later resume=true
     again = requeued(run_dir)  # a cluster job stopped and requeued (SLURM, submitit) resumes
-    resumed = resume_run(composed, run_dir, explicit=again) if cfg.get("resume") or again else Resumed()
+    given = resumed_by(cfg, run_dir)
+    if given == "resume=true":
+        resumed = resume_run(composed, run_dir, explicit=again)
+    elif given:  # ckpt_path=last: checked as resume=true checks (same config; a completed run is kept)
+        resumed = resume_run(composed, run_dir, explicit=True, given=given)
+    else:
+        resumed = Resumed()
     if resumed.result is not None:
-        rank_zero_info(f"resume=true: {run_dir} has completed; its result:\n{metrics_table(resumed.result['metrics'])}")
+        rank_zero_info(f"{given}: {run_dir} has completed; its result:\n{metrics_table(resumed.result['metrics'])}")
         return resumed.result, load_classifier(resumed.result["checkpoints"]["last"] or _any_checkpoint(run_dir))
     quiet_third_party(cfg.get("verbose", False))
     rank_zero_info(memory.tune())  # cnnzoo/memory.py: buffers reused, not faulted in every step
@@ -172,9 +179,13 @@ def _train_in(run_dir: Path, cfg: DictConfig, datamodule: TensorDataModule | Non
     ckpt_path = resumed.ckpt_path or cfg.get("ckpt_path")
     if ckpt_path == "last":
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
-    trained_with = check_resumable(ckpt_path, model).get("torch_threads") if ckpt_path else None
+    resumed_from = check_resumable(ckpt_path, model) if ckpt_path else {}
+    trained_with = resumed_from.get("torch_threads")
     if trainer.world_size > 1:
         trained_with = None  # rank 0's count is the one recorded: each rank keeps its own choice
+    if cfg.get("threads") and trained_with and cfg.threads != trained_with and trainer.strategy.root_device.type == "cpu":
+        raise ConfigError(f"threads={cfg.threads}: the checkpoint was trained with {trained_with} thread(s), and on CPU "
+                          "the results depend on it; leave threads= out to keep it")
     rank_zero_info(threads.apply(cfg.get("threads"), trained_with))  # cnnzoo/threads.py
     checkpoint = trainer.checkpoint_callback
     if trainer.is_global_zero:
@@ -186,11 +197,14 @@ def _train_in(run_dir: Path, cfg: DictConfig, datamodule: TensorDataModule | Non
     model.train()  # Keras' fit trains every layer; Lightning keeps a mode set before (a predict or evaluate)
     error = _fit(trainer, model, datamodule, ckpt_path, callbacks)
     metrics = dict(trainer.callback_metrics)
+    if error is None and resumed_from and trainer.global_step == resumed_from.get("global_step"):
+        metrics = {**_fit_metrics_of_stopped_run(run_dir, trainer.current_epoch), **metrics}
     if cfg.get("test") and error is None:
         reused = test_from_last_validation(trainer, model, datamodule)  # validated on the test file already?
-        if reused is None:
-            trainer.test(model, datamodule=datamodule, verbose=False)  # final weights, like Keras' evaluate()
-        metrics.update(reused or trainer.callback_metrics)
+        if reused is None:  # final weights, like Keras' evaluate()
+            error = _stoppable(trainer.test, callbacks, model, datamodule=datamodule, verbose=False)
+        if error is None:
+            metrics.update(reused or trainer.callback_metrics)
     result = {
         "status": "completed" if error is None else "interrupted" if isinstance(error, TrainingInterrupted) else "failed",
         "error": str(error) if error else None,
@@ -233,15 +247,38 @@ def _limited_run_note(trainer: L.Trainer, model: ClassifierModule) -> str:
 def _fit(trainer: L.Trainer, model, datamodule, ckpt_path: str | None, callbacks: list) -> TrainingError | None:
     """``trainer.fit``; a stop that leaves results to record (a signal, a non-finite loss) is returned."""
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        return _stoppable(trainer.fit, callbacks, model, datamodule=datamodule, ckpt_path=ckpt_path)
     except TrainingError as e:
         return e
+
+
+def _stoppable(stage, callbacks: list, *args, **kwargs) -> TrainingInterrupted | None:
+    """``trainer.fit`` or ``trainer.test``; a stop by SIGINT/SIGTERM (``FaultHandling``) is returned."""
+    trainer = stage.__self__
+    guard = next((c for c in callbacks if isinstance(c, FaultHandling)), None)
+    try:
+        stage(*args, **kwargs)
     except SIGTERMException:
-        guard = next((c for c in callbacks if isinstance(c, FaultHandling) and c.saved_to), None)
-        if guard is None:
+        if guard is None or guard.saved_to is None:
             raise
-        return TrainingInterrupted(guard.interruption_message(trainer), guard.signal_number)
-    return None
+    else:  # a signal after the loops' last check for one (the end-of-fit work) stops the run too
+        if guard is None or not guard.stopped_after(trainer, testing=stage.__name__ == "test"):
+            return None
+    return TrainingInterrupted(guard.interruption_message(trainer), guard.signal_number)
+
+
+def _fit_metrics_of_stopped_run(run_dir: Path, epochs: int) -> dict[str, float]:
+    """A run resumed from a checkpoint with nothing left to train (it was stopped after its last
+    epoch: in the end-of-fit work or the test pass) logs no train or val metrics of its own; they
+    are those its stopped run recorded, in ``metrics.json``, when it stopped after those epochs."""
+    import json
+
+    earlier_file = run_dir / "metrics.json"
+    earlier = json.loads(earlier_file.read_text()) if earlier_file.is_file() else {}
+    if earlier.get("status") != "interrupted" or earlier.get("epochs") != epochs:
+        return {}
+    return {f"{stage}/{name}": value for stage, values in earlier.get("metrics", {}).items()
+            if stage in ("train", "val") for name, value in values.items()}
 
 
 def _any_checkpoint(run_dir: Path) -> Path:

@@ -13,6 +13,16 @@ import lightning as L
 import torch
 
 
+def _first_time(once: str | None) -> bool:
+    """True unless the file ``once`` exists (it is created): a rerun is not stopped again."""
+    if once is None:
+        return True
+    if os.path.exists(once):
+        return False
+    open(once, "w").close()
+    return True
+
+
 class SignalAtStep(L.Callback):
     """Send ``signal_name`` to this process once ``trainer.global_step`` reaches ``step``; with
     ``job``, only in that multirun job; with ``once``, only if the file ``once`` does not exist yet
@@ -31,11 +41,8 @@ class SignalAtStep(L.Callback):
 
             if HydraConfig.get().job.num != self.job:
                 return
-        if self.once is not None:
-            if os.path.exists(self.once):
-                return
-            open(self.once, "w").close()
-        os.kill(os.getpid(), self.signum)
+        if _first_time(self.once):
+            os.kill(os.getpid(), self.signum)
 
 
 class PoisonWeightsAtStep(L.Callback):
@@ -58,3 +65,21 @@ class WarnAtStart(L.Callback):
         import warnings
 
         warnings.warn("a warning from the user's own callback", UserWarning, stacklevel=1)
+
+
+class SignalInHook(L.Callback):
+    """Send ``signal_name`` to this process in the callback hook ``hook`` (``on_validation_batch_end``,
+    ``on_train_end``, ``on_test_batch_end`` ...) of epoch ``epoch`` (0-based) at batch ``batch``,
+    once per process (a resumed run in the same process is not stopped again when ``once`` is a file)."""
+
+    def __init__(self, hook: str, epoch: int = 0, batch: int = 0, signal_name: str = "SIGINT",
+                 once: str | None = None) -> None:
+        self.epoch, self.batch, self.signum, self.once = epoch, batch, signal.Signals[signal_name], once
+        setattr(self, hook, self._maybe)
+
+    def _maybe(self, trainer, *args) -> None:
+        batch_idx = args[-1] if args and isinstance(args[-1], int) else 0
+        if trainer.sanity_checking or trainer.current_epoch != self.epoch or batch_idx != self.batch:
+            return
+        if _first_time(self.once):
+            os.kill(os.getpid(), self.signum)

@@ -368,6 +368,24 @@ def _(tmp):
     cnnzoo.fit("mnist_mlp", run_dir=tmp / "run")  # the command line's refusal: tests/test_run_dir.py (a Hydra callback)
 
 
+def _one_epoch_run(tmp: Path, *overrides: str) -> None:
+    write_idx_dataset(tmp / "mnist", n_train=20, n_test=10)
+    _train(tmp, "trainer.max_epochs=1", "+trainer.limit_train_batches=1", "+trainer.limit_test_batches=1",
+           "threads=1", *overrides)
+
+
+@case("ckpt_path=last with another config", "`ckpt_path=last optimizer.lr=0.1` in the dir of a run trained with lr 0.001")
+def _(tmp):
+    _one_epoch_run(tmp)
+    _one_epoch_run(tmp, "ckpt_path=last", "optimizer.lr=0.1")
+
+
+@case("resume with another thread count", "`trainer.max_epochs=2 ckpt_path=last threads=2` for a run trained with `threads=1`")
+def _(tmp):
+    _one_epoch_run(tmp)
+    _one_epoch_run(tmp, "trainer.max_epochs=2", "ckpt_path=last", "threads=2")
+
+
 @case("evaluate into a run's dir", "`evaluate ckpt_path=<file> hydra.run.dir=<dir>` of a training run")
 def _(tmp):
     (tmp / "run").mkdir()

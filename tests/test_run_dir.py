@@ -94,6 +94,13 @@ def test_a_finished_run_dir_is_never_overwritten_only_resumed(data_dir: Path, tm
     with pytest.raises(TrainingError, match="holds an earlier run's metrics.json, checkpoints"):
         cnnzoo.fit(*limit[:-1], run_dir=run_dir)
     assert _files(run_dir) == made  # .hydra/ included: refused before Hydra writes anything
+    status, stderr = _cli("train", *limit, "ckpt_path=last", "optimizer.lr=0.1", cwd=tmp_path, env=env)
+    assert status == 2 and stderr.strip().splitlines()[-1].startswith(
+        f"error: ckpt_path=last: the config differs from the run in {run_dir} at optimizer.lr (0.001 -> 0.1);")
+    assert _files(run_dir) == made  # refused as resume=true refuses it, before Hydra rewrites .hydra/
+    assert _cli("train", *limit, "ckpt_path=last", cwd=tmp_path, env=env)[0] == 0  # completed: reported
+    assert {k: v for k, v in _files(run_dir).items() if not k.startswith(".hydra/")} == {
+        k: v for k, v in made.items() if not k.startswith(".hydra/")}
     assert _cli("train", *limit, "trainer.max_epochs=2", "ckpt_path=last", cwd=tmp_path, env=env)[0] == 0
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 2
 

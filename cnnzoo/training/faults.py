@@ -4,7 +4,10 @@
   write never leaves a truncated ``last.ckpt``.
 - ``FaultHandling`` (a callback): SIGINT/SIGTERM stop training after the current batch (through
   Lightning's own SIGTERM path, which also keeps DDP ranks in step) and write ``last.ckpt`` of that
-  exact state, which ``ckpt_path=last`` resumes; a second Ctrl+C stops at once.  A cluster's
+  exact state, which ``ckpt_path=last`` resumes; a second Ctrl+C stops at once.  A signal during a
+  validation within fit stops once that validation ends (Lightning cannot resume a validation
+  halfway); one during the test pass after fit stops it after its current batch (the fit's
+  ``last.ckpt`` is kept as it is).  A cluster's
   "about to be stopped, requeue me" signal is handled the same way, then handed to the handler that
   requeues the job: SIGUSR1 under Lightning's ``SLURMEnvironment(auto_requeue=True)`` (then
   ``scontrol requeue <job id>``, as Lightning's handler does; not Lightning's handler itself, which
@@ -88,12 +91,21 @@ class FaultHandling(L.Callback):
         self._positions: list[tuple[int, int, int]] = []  # (epoch, step, batch) of each of them
         self._failure: str | None = None  # the first non-finite loss found, once found
         self._unchecked_steps = 0
+        self._trainer: L.Trainer | None = None
+        self._stopped = "training"  # or "testing": what a signal stopped
+        self._deferred = False  # a signal received during a validation within fit
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The test pass after fit stops on a signal too, after its current batch (the fit's
+        ``last.ckpt`` is already written: ``resume=true`` then only tests)."""
+        self.on_train_start(trainer, pl_module)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning has installed its SIGTERM handler by now: it makes the loops stop at the end of
         # the current batch (on every DDP rank).  SIGINT is routed through it too.
         self._stop_after_batch = signal.getsignal(signal.SIGTERM)
         self._distributed = trainer.world_size > 1
+        self._trainer = trainer
         if callable(self._stop_after_batch):
             self._requeue = {s: h for s in REQUEUE_SIGNALS if _requeues(h := signal.getsignal(s))}
             self._previous = {s: signal.signal(s, self._on_signal) for s in (*HANDLED_SIGNALS, *self._requeue)}
@@ -102,6 +114,13 @@ class FaultHandling(L.Callback):
         if self.signal_number is not None:
             raise KeyboardInterrupt  # a second signal: stop now, without a checkpoint
         self.signal_number = signum
+        if self._trainer.validating:
+            self._deferred = True  # the stop waits for the end of this validation (on_validation_end)
+            return
+        self._stop(frame)
+
+    def _stop(self, frame: Any) -> None:
+        """Lightning's SIGTERM flag: the loops stop at the end of the current training batch."""
         if not self._distributed:
             # Muted: its line would call a SIGINT SIGTERM; cnnzoo's error line names the signal received.
             muted, LIGHTNING_SIGNAL_LOG.disabled = LIGHTNING_SIGNAL_LOG.disabled, True
@@ -133,8 +152,12 @@ class FaultHandling(L.Callback):
         return self.signal_number in self._requeue
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._restore_handlers()
+        # The handlers stay until Lightning's teardown puts back those from before the stage: a
+        # signal in the end-of-fit work (the other callbacks' on_train_end) stops the run too.
         self.check_loss(trainer)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._previous = {}  # Lightning's teardown has put back the handlers from before this stage
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         """Records the loss without a host sync; the records are read (one sync) every
@@ -181,28 +204,61 @@ class FaultHandling(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.check_loss(trainer)
 
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A signal received while fit validated stops training now that the validation is whole:
+        Lightning stops a validation in the middle (after the current batch) and cannot resume one,
+        so a resumed run would skip the rest of that validation and no longer match."""
+        if self._deferred and self._previous:
+            self._deferred = False
+            self._stop(None)
+
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore_handlers()
         bar = trainer.progress_bar_callback
         if isinstance(bar, TQDMProgressBar) and trainer.training:
             bar.on_train_end(trainer, pl_module)  # ends the live bar's line: the error line gets its own
         if isinstance(exception, SIGTERMException) and self.signal_number is not None:
-            self.saved_to = self.checkpoint_dir / "last.ckpt"
-            trainer.save_checkpoint(self.saved_to, weights_only=False)  # every rank calls it; rank 0 writes
-            requeue = self._requeue.get(self.signal_number)
-            if requeue is not None and trainer.is_global_zero:
-                (self.checkpoint_dir / REQUEUED).touch()
-                if getattr(requeue, "__name__", "") != "checkpoint_and_try_requeue":
-                    requeue = _scontrol_requeue  # in place of Lightning's
-                requeue(self.signal_number, None)  # submitit's exits the process (to be started again)
+            self._keep_state(trainer, trainer.testing)
+
+    def stopped_after(self, trainer: L.Trainer, testing: bool) -> bool:
+        """Whether a signal came once the stage's loops had ended (Lightning checks for one no more);
+        the state is then kept as for a stop within them."""
+        if self.signal_number is None or self.saved_to is not None or self._distributed:
+            return False  # DDP: the ranks agree on a stop at batch ends only; one rank alone must not stop
+        self._keep_state(trainer, testing)
+        return self.saved_to is not None
+
+    def _keep_state(self, trainer: L.Trainer, testing: bool) -> None:
+        """``last.ckpt`` of the exact state (a test pass keeps the fit's), and a requeue if asked for."""
+        self._stopped = "testing" if testing else "training"
+        last = self.checkpoint_dir / "last.ckpt"
+        if testing:  # the fit's, written when its last epoch ended
+            self.saved_to = last if last.is_file() else None
+            return
+        self.saved_to = last
+        trainer.save_checkpoint(self.saved_to, weights_only=False)  # every rank calls it; rank 0 writes
+        requeue = self._requeue.get(self.signal_number)
+        if requeue is not None and trainer.is_global_zero:
+            (self.checkpoint_dir / REQUEUED).touch()
+            if getattr(requeue, "__name__", "") != "checkpoint_and_try_requeue":
+                requeue = _scontrol_requeue  # in place of Lightning's
+            requeue(self.signal_number, None)  # submitit's exits the process (to be started again)
+
+    @staticmethod
+    def _where(trainer: L.Trainer) -> str:
+        """``in epoch 2/3`` (a stop within it), or ``after epoch 2/3`` (a stop once that epoch, its
+        validation and its checkpoint were done: the resume starts with the next one, if any)."""
+        epochs = trainer.fit_loop.epoch_progress.current
+        if epochs.completed and epochs.completed == epochs.started:
+            return f"after epoch {epoch_of(epochs.completed - 1, trainer.max_epochs)}"
+        return f"in epoch {epoch_of(trainer.current_epoch, trainer.max_epochs)}"
 
     def interruption_message(self, trainer: L.Trainer) -> str:
         name = signal.Signals(self.signal_number).name
         then = "the job is requeued and resumes it" if self.requeued else f"resume with ckpt_path={self.saved_to}"
-        epoch = epoch_of(trainer.current_epoch, trainer.max_epochs)
         return (
-            f"training interrupted by {name} in epoch {epoch}, step {trainer.global_step}; "
-            f"state saved to {self.saved_to}; {then}"
+            f"{self._stopped} interrupted by {name} {self._where(trainer)}, step {trainer.global_step}; "
+            f"{'trained state in' if self._stopped == 'testing' else 'state saved to'} {self.saved_to}; {then}"
         )
 
 

@@ -12,6 +12,9 @@ run was).  ``resume=true`` then looks at what the dir holds:
 and a config that differs from the recorded one is refused, naming the keys that differ (except a
 larger ``trainer.max_epochs``).  The dir must be given (``hydra.run.dir=<dir>``, or
 ``hydra.sweep.dir=<dir>`` for a multirun): resuming the fresh dir Hydra would generate is an error.
+``ckpt_path=last`` (or the path of the dir's own ``last.ckpt``) is checked the same way
+(``resumed_by``): a changed config is refused, a completed run is reported and left as it is; the
+command line checks the config before Hydra rewrites ``.hydra/`` (``cnnzoo.run_dir.RunDirGuard``).
 
 In a multirun with ``resume=true`` each job is matched to the earlier sweep's job by its overrides
 (``job.json``, written by ``cnnzoo.training.sweep``), not by its number: ``hydra.sweep.subdir`` is
@@ -34,6 +37,7 @@ from cnnzoo.errors import ConfigError
 CONFIG_NAME = "config.json"
 IGNORED = ("resume", "verbose", "threads")  # keys that do not change what is trained
 GROWABLE = "trainer.max_epochs"
+UNCOMPARED = ("ckpt_path",)  # how this run resumes, not what it trains
 
 
 @dataclass
@@ -97,7 +101,7 @@ def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     differences = []
     for key in sorted(set(old) | set(new)):
         before, after = old.get(key, missing), new.get(key, missing)
-        if before == after:
+        if before == after or key in UNCOMPARED:
             continue
         if key == GROWABLE and isinstance(before, int) and isinstance(after, int) and after > before:
             continue
@@ -106,21 +110,42 @@ def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return differences
 
 
-def resume_run(new: dict[str, Any], run_dir: Path, explicit: bool = False) -> Resumed:
-    """What to do in ``run_dir`` for ``resume=true`` with the config ``new`` (a ``flat_config``;
-    see the module doc); raises ``ConfigError``."""
-    mode = HydraConfig.get().mode
-    if not explicit and not _explicit_dir():
-        which = "hydra.sweep.dir" if mode == RunMode.MULTIRUN else "hydra.run.dir"
-        raise ConfigError(f"resume=true needs the dir to resume: add {which}=<dir of the earlier run>")
+def resumed_by(cfg: DictConfig, run_dir: Path) -> str | None:
+    """What makes this run resume the run in ``run_dir``, as it is named in messages:
+    ``resume=true`` (or a requeued job), ``ckpt_path=last`` (or the path of that dir's
+    ``last.ckpt``), or None."""
+    if cfg.get("resume") is True or requeued(run_dir):
+        return "resume=true"
+    ckpt = cfg.get("ckpt_path")
+    if ckpt == "last" or (isinstance(ckpt, str) and Path(ckpt).resolve() == (run_dir / "checkpoints" / "last.ckpt").resolve()):
+        return f"ckpt_path={ckpt}"
+    return None
+
+
+def check_same_config(new: dict[str, Any], run_dir: Path, given: str) -> dict[str, Any] | None:
+    """The config recorded in ``run_dir`` (None: none), refused with ``ConfigError`` naming the
+    keys where ``new`` differs from it (a larger ``trainer.max_epochs`` aside)."""
     recorded = run_dir / CONFIG_NAME
     old = json.loads(recorded.read_text()) if recorded.is_file() else None
     if old is not None:
         differences = config_differences(old, new)
         if differences:
-            raise ConfigError(f"resume=true: the config differs from the run in {run_dir} at "
+            raise ConfigError(f"{given}: the config differs from the run in {run_dir} at "
                               f"{', '.join(differences)}; give those values as the run had them, "
-                              "or start a new run (another dir, no resume=true)")
+                              f"or start a new run (another dir, no {given})")
+    return old
+
+
+def resume_run(new: dict[str, Any], run_dir: Path, explicit: bool = False, given: str = "resume=true") -> Resumed:
+    """What to do in ``run_dir`` for ``resume=true`` with the config ``new`` (a ``flat_config``;
+    see the module doc); raises ``ConfigError``.  ``given`` names what asked for it in messages:
+    ``ckpt_path=last`` is checked the same way (a changed config is refused, a completed run is
+    reported and left as it is)."""
+    mode = HydraConfig.get().mode
+    if not explicit and not _explicit_dir():
+        which = "hydra.sweep.dir" if mode == RunMode.MULTIRUN else "hydra.run.dir"
+        raise ConfigError(f"resume=true needs the dir to resume: add {which}=<dir of the earlier run>")
+    old = check_same_config(new, run_dir, given)
     metrics_file, last = run_dir / "metrics.json", run_dir / "checkpoints" / "last.ckpt"
     status = json.loads(metrics_file.read_text()).get("status") if metrics_file.is_file() else None
     if status == "completed":

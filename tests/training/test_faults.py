@@ -60,7 +60,8 @@ def test_ctrl_c_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(dat
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert run_cli("train", *RUN, f"hydra.run.dir={whole}").returncode == 0
     _kill_at_step_15(cut, "SIGINT")
-    resumed = run_cli("train", *RUN, "ckpt_path=last", f"hydra.run.dir={cut}")
+    same = [*KILL, "+callbacks.kill.signal_name=SIGINT"]  # ckpt_path=last needs the same config; step 15 is behind it
+    resumed = run_cli("train", *RUN, *same, "ckpt_path=last", f"hydra.run.dir={cut}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     expected, got = _weights(whole / "checkpoints" / "last.ckpt"), _weights(cut / "checkpoints" / "last.ckpt")
     assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)

@@ -43,7 +43,7 @@ def test_sigterm_then_resume_is_bit_identical(data_dir: Path, tmp_path: Path, ov
     train(compose_run("train", whole, *overrides, *SMALL))
     with pytest.raises(TrainingInterrupted, match="interrupted by SIGTERM in epoch 2/2"):
         train(compose_run("train", cut, *overrides, *SMALL, *KILL))
-    resumed = train(compose_run("train", cut, *overrides, *SMALL, "ckpt_path=last"))
+    resumed = train(compose_run("train", cut, *overrides, *SMALL, *KILL, "ckpt_path=last"))  # step 7 is behind it
     assert resumed["status"] == "completed" and resumed["epochs"] == 2
     _assert_equal(_weights(whole), _weights(cut))
 
@@ -65,6 +65,6 @@ def test_a_resume_keeps_the_thread_count_the_run_was_trained_with(data_dir: Path
     with pytest.raises(TrainingInterrupted):
         train(compose_run("train", cut, "model=asl_cnn", *SMALL, "threads=1", *KILL))
     torch.set_num_threads(2)
-    train(compose_run("train", cut, "model=asl_cnn", *SMALL, "ckpt_path=last"))
+    train(compose_run("train", cut, "model=asl_cnn", *SMALL, *KILL, "ckpt_path=last"))
     assert torch.get_num_threads() == 1
     _assert_equal(_weights(whole), _weights(cut))

@@ -56,8 +56,8 @@ def test_resume_refuses_a_changed_config_and_continues_to_more_epochs(data_dir: 
     cnnzoo.fit(*short, run_dir=run_dir)
     with pytest.raises(ConfigError, match=r"differs .* at data\.batch_size \(16 -> 32\), optimizer\.lr \(0\.001 -> 0\.01\);"):
         cnnzoo.fit(*short, "data.batch_size=32", "optimizer.lr=0.01", "resume=true", run_dir=run_dir)
-    with pytest.raises(ConfigError, match=r"^trainer\.max_epochs=0: expected a positive integer"):  # checked first
-        cnnzoo.fit(*short, "trainer.max_epochs=0", "resume=true", run_dir=run_dir)
+    with pytest.raises(ConfigError, match=r"trainer\.max_epochs \(1 -> -1\)"):  # -1 (no limit) is not a larger count
+        cnnzoo.fit(*short, "trainer.max_epochs=-1", "resume=true", run_dir=run_dir)
     first = json.loads((run_dir / "metrics.json").read_text())
     assert first["epochs"] == 1 and len(first["history"]["loss"]) == 1
     longer = cnnzoo.fit(*RUN, "resume=true", run_dir=run_dir)
@@ -75,3 +75,21 @@ def test_resume_without_a_dir_is_an_error(data_dir: Path, tmp_path: Path, monkey
     with pytest.raises(ConfigError) as error:
         cnnzoo.fit(*RUN, "resume=true")
     assert str(error.value) == "resume=true needs the dir to resume: add hydra.run.dir=<dir of the earlier run>"
+
+
+@pytest.mark.slow
+def test_ckpt_path_last_is_checked_as_resume_true_is(data_dir: Path, tmp_path: Path):
+    done, cut = tmp_path / "done", tmp_path / "cut"
+    cnnzoo.fit(*RUN, run_dir=done)
+    before = _files(done)
+    again = cnnzoo.fit(*RUN, "ckpt_path=last", run_dir=done)  # completed: reported, nothing written
+    assert _files(done) == before and again.history == json.loads(before["metrics.json"][1])["history"]
+    with pytest.raises(TrainingInterrupted):
+        cnnzoo.fit(*RUN, *KILL, "threads=1", run_dir=cut)
+    recorded = (cut / "config.json").read_bytes()
+    with pytest.raises(ConfigError, match=r"^ckpt_path=last: the config differs .* at optimizer\.lr \(0\.001 -> 0\.1\);"):
+        cnnzoo.fit(*RUN, *KILL, "threads=1", "ckpt_path=last", "optimizer.lr=0.1", run_dir=cut)
+    with pytest.raises(ConfigError, match=r"^threads=2: the checkpoint was trained with 1 thread\(s\).*leave threads= out"):
+        cnnzoo.fit(*RUN, *KILL, "threads=2", "resume=true", run_dir=cut)
+    assert (cut / "config.json").read_bytes() == recorded
+    assert json.loads((cut / "metrics.json").read_text())["status"] == "interrupted"

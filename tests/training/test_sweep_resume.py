@@ -98,3 +98,24 @@ def test_an_optuna_study_stopped_after_2_of_4_trials_and_resumed_ends_with_4_dis
     for trial, row in zip(trials, rows):  # each trial's value is its own job's result
         assert round(trial.value, 4) == float(row["val_accuracy"])
         assert float(row["optimizer.lr"]) == trial.params["optimizer.lr"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_jobs_test_pass_stops_the_sweep_and_resume_keeps_its_fit_results(data_dir: Path, tmp_path: Path):
+    grid = ["-m", "model=mnist_mlp", "optimizer.lr=1e-3,2e-3,3e-3", "data.validation=0.25", "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=2", "+trainer.limit_test_batches=2", "callbacks.input_inspection=null",
+            "~logger", "threads=1", "+callbacks.kill._target_=tests.fault_injection.SignalInHook",
+            "+callbacks.kill.hook=on_test_batch_end", "+callbacks.kill.epoch=1", "+callbacks.kill.signal_name=SIGTERM",
+            f"+callbacks.kill.once={tmp_path / 'fired'}"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    (tmp_path / "fired").touch()
+    assert run_cli("train", *grid, f"hydra.sweep.dir={whole}").returncode == 0
+    (tmp_path / "fired").unlink()
+    stopped = run_cli("train", *grid, f"hydra.sweep.dir={cut}")
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    [row] = _summary(cut)  # the sweep stopped in job 0's test pass
+    assert row["status"] == "interrupted" and row["val_accuracy"] and not row.get("test_accuracy")
+    assert json.loads((cut / "0" / "job.json").read_text())["error"].startswith(
+        "TrainingInterrupted: testing interrupted by SIGTERM after epoch 1/1, step 2;")
+    assert run_cli("train", *grid, "resume=true", f"hydra.sweep.dir={cut}").returncode == 0
+    assert _summary(cut) == _summary(whole) and len(_summary(cut)) == 3
