@@ -74,7 +74,11 @@ def test_ctrl_c_while_the_entry_point_imports_is_one_line_and_130(data_dir: Path
     started = subprocess.Popen([sys.executable, "-m", "cnnzoo.train", *RUN, f"hydra.run.dir={tmp_path}/run"],
                                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=False)
-    time.sleep(0.5)  # torch and Lightning take seconds to import
+    maps = Path(f"/proc/{started.pid}/maps")
+    deadline = time.monotonic() + 120
+    # torch's library mapped: past begin(), which takes SIGINT over, and seconds before the imports end
+    while "libtorch" not in maps.read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)
     started.send_signal(signal.SIGINT)
     _, stderr = started.communicate(timeout=120)
     assert started.returncode == 130
