@@ -54,6 +54,7 @@ def test_fit_twice_in_one_process_gives_keras_histories_equal_to_tensorboard(dat
     assert [len(line.get_xdata()) for line in figure.axes[1].lines] == [2, 2]  # accuracy: training, validation
 
 
+@pytest.mark.slow
 def test_runs_started_in_one_process_get_a_run_dir_each(data_dir: Path, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default dirs: outputs/<job>/<time>_<hex>
     limit = ("trainer.max_epochs=1", "+trainer.limit_train_batches=2", "callbacks.input_inspection=null")

@@ -67,6 +67,7 @@ TOKENS = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=40)  # each example is a few thousand fields
 @given(rows=st.lists(st.tuples(TOKENS, st.lists(TOKENS, min_size=782, max_size=786)), min_size=1, max_size=3),
        newline=st.sampled_from(["\n", "\r\n"]))

@@ -199,6 +199,7 @@ def test_cli_reports_missing_data_in_one_line(tmp_path: Path):
     assert verbose.returncode != 0 and "Traceback" in verbose.stderr and "DataNotFoundError" in verbose.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.parametrize(
     ("model", "data", "min_acc"),  # well above chance (10% / 10% / 4%) after one epoch

@@ -109,6 +109,7 @@ def test_compile_keeps_checkpoint_keys_and_rejects_unknown_modes():
         ClassifierModule("mnist_mlp", 10, [1, 28, 28], compile="fast")
 
 
+@pytest.mark.slow
 def test_compiled_training_matches_eager(data_dir: Path, tmp_path: Path):
     results = {}
     for flag in ("false", "true"):
