@@ -11,7 +11,7 @@ code runs, get one line too: an override of a key the config does not have (``op
 names the closest existing key instead of Hydra's advice to add it with ``+``; a config group set to
 a value that names no option (``logger=null``, a ``ValueError`` traceback) lists the options and
 ``~logger``, which leaves it out (``cnnzoo.run_dir.RunDirGuard`` does the same for a
-``hydra.run.dir`` that cannot be created).  ``apply_threads is ``threads=N`` for every entry
+``hydra.run.dir`` that cannot be created).  ``apply_threads`` is ``threads=N`` for every entry
 point; the ``${cnnzoo_groups:...}`` resolver lists an entry point's own config groups in its
 ``--help``.
 """

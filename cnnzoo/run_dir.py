@@ -4,13 +4,15 @@
 start time (sortable) and 4 random hex digits, e.g. ``2026-12-01_09-05-33_4f2a``, so runs started
 in the same second from one shell loop get a dir each.  The id is drawn once per run: once per
 command-line process (Hydra may resolve ``hydra.run.dir`` several times), and again for each run
-``cnnzoo.api`` composes (a notebook starts many runs in one process, ``new_run_id``); DDP ranks started by Lightning get the parent's resolved
-dir as a ``hydra.run.dir=...`` override, so every rank of one run writes into the same dir.
+``cnnzoo.api`` composes (a notebook starts many runs in one process, ``new_run_id``); DDP ranks
+started by Lightning get the parent's resolved dir as a ``hydra.run.dir=...`` override, so every
+rank of one run writes into the same dir.
 
 ``RunDirGuard`` (a Hydra callback, ``conf/hydra/default.yaml``) keeps what an earlier run made: a
 run dir (or a sweep dir) that already holds results or checkpoints is refused before Hydra writes
-``.hydra/`` into it (as is one that cannot be created), unless this run resumes that one (``ckpt_path=last``, a checkpoint of that
-dir, ``resume=true``, a requeued job); ``cnnzoo.api`` applies the same check.
+``.hydra/`` into it (as is one that cannot be created), unless this run resumes that one
+(``ckpt_path=last`` or another checkpoint of that dir, ``resume=true``, a requeued job);
+``cnnzoo.api`` applies the same check.
 
 ``lock_run_dir`` is called at the start of ``cnnzoo.train``: it writes ``<dir>/.cnnzoo.lock`` with
 this process's PID, locks it (``flock``) and removes it at exit.  A second run given the same dir
@@ -77,11 +79,11 @@ def check_unused(run_dir: Path, job: str, cfg: DictConfig, key: str = "hydra.run
 
 
 def _resumes(run_dir: Path, cfg: DictConfig) -> bool:
-    from cnnzoo.training.resume import requeued  # Lightning: only a train job gets here
+    """``resume.resumed_by`` (resume=true, a requeued job, ckpt_path=last), or another checkpoint of this dir."""
+    from cnnzoo.training.resume import resumed_by  # Lightning: only a train job gets here
 
     ckpt = cfg.get("ckpt_path")
-    return bool(cfg.get("resume") is True or requeued(run_dir) or ckpt == "last"
-                or (ckpt and run_dir.resolve() in Path(ckpt).resolve().parents))
+    return resumed_by(cfg, run_dir) is not None or bool(ckpt and run_dir.resolve() in Path(ckpt).resolve().parents)
 
 
 class RunDirGuard(Callback):
